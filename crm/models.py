@@ -1,0 +1,312 @@
+"""People and their timeline: clients, custom fields, messages, conversions."""
+
+import secrets
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.db.models import Q
+
+from crm import values
+from tracker.models import (
+    CONVERSION_STATUSES,
+    STATUS_APPROVED,
+    STATUS_REJECTED,
+    Goal,
+    Spot,
+    token_validator,
+)
+
+# The ad attribution of seed 002, stored as advert_<key> columns and offered as
+# {advert__<key>} macros. Columns, not JSON: statistics group by campaign.
+ADVERT_KEYS = [
+    "pixel",
+    "campaign_id",
+    "adset_id",
+    "ad_id",
+    "campaign_name",
+    "adset_name",
+    "ad_name",
+    "placement",
+    "site_source_name",
+    "landing_id",
+]
+
+
+def new_click_id():
+    # 128 random bits, URL-safe: nobody can guess another lead's click id.
+    return secrets.token_hex(16)
+
+
+class Client(models.Model):
+    spot = models.ForeignKey(Spot, on_delete=models.PROTECT, related_name="clients")
+    click_id = models.CharField(max_length=64, unique=True, default=new_click_id, editable=False)
+    cl_id = models.CharField(
+        "tracker click id",
+        max_length=200,
+        blank=True,
+        help_text="The click id of the team's own tracker; postbacks may name the client by it.",
+    )
+    user_id = models.BigIntegerField("Telegram user id", null=True, blank=True)
+    username = models.CharField(max_length=200, blank=True)
+    name = models.CharField(max_length=200, blank=True)
+    geo = models.CharField(max_length=10, blank=True, help_text="Country code, e.g. DE.")
+    player_id = models.CharField(
+        max_length=200, blank=True, help_text="The client's id at the partner (playerid)."
+    )
+    manager = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="clients",
+    )
+    params = models.JSONField(default=dict, blank=True, help_text="Other entry parameters.")
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    advert_pixel = models.CharField("pixel", max_length=200, blank=True)
+    advert_campaign_id = models.CharField("campaign id", max_length=200, blank=True)
+    advert_adset_id = models.CharField("ad set id", max_length=200, blank=True)
+    advert_ad_id = models.CharField("ad id", max_length=200, blank=True)
+    advert_campaign_name = models.CharField("campaign name", max_length=500, blank=True)
+    advert_adset_name = models.CharField("ad set name", max_length=500, blank=True)
+    advert_ad_name = models.CharField("ad name", max_length=500, blank=True)
+    advert_placement = models.CharField("placement", max_length=200, blank=True)
+    advert_site_source_name = models.CharField("traffic source", max_length=200, blank=True)
+    advert_landing_id = models.CharField("landing id", max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [
+            # The postback endpoint finds a client by the team tracker's click id.
+            models.Index(fields=["spot", "cl_id"], name="client_spot_cl_id"),
+            # Bots register clients idempotently by Telegram user id.
+            models.Index(fields=["spot", "user_id"], name="client_spot_user_id"),
+        ]
+
+    def __str__(self):
+        return self.name or self.username or self.click_id
+
+    @property
+    def advert(self):
+        return {key: getattr(self, f"advert_{key}") for key in ADVERT_KEYS}
+
+    @property
+    def attributed(self):
+        """Came from an ad: it carries a pixel or campaign of an ad network."""
+        return any(self.advert.values())
+
+    def field_values(self):
+        """{key: value} of the client's custom fields, as stored."""
+        return dict(self.custom_values.values_list("field__key", "value"))
+
+    def record_conversion(self, event, amount=None, currency="", tid="", status=STATUS_APPROVED):
+        """Record `event` (a goal word) for this client.
+
+        Returns (conversion, outcome), outcome being "created", "updated" (same
+        goal and tid, new status or amount) or "duplicate" (nothing changed).
+        Raises Goal.DoesNotExist for a word no goal of the spot accepts.
+
+        The client's row is locked for the transaction: two postbacks of one
+        client are decided one after the other, so two simultaneous first
+        sales make one dep and one redep, never two deps.
+        """
+        with transaction.atomic():
+            Client.objects.select_for_update().filter(pk=self.pk).exists()
+            goal = self._goal_for(event, tid)
+            existing = self._existing_conversion(goal, tid)
+            if (
+                existing is None
+                and goal.token == "dep"
+                and self.conversions.filter(goal__token="dep").exists()
+            ):
+                # A second first deposit can only be a repeat deposit.
+                goal = self.spot.goals.get(token="redep")
+            if existing is not None:
+                return existing, existing.apply_repeat(amount, status)
+            conversion = Conversion.objects.create(
+                spot_id=self.spot_id,
+                client=self,
+                goal=goal,
+                amount=amount or 0,
+                currency=currency or self.spot.currency,
+                tid=tid,
+                status=status,
+            )
+            return conversion, "created"
+
+    def _goal_for(self, event, tid):
+        event = event.strip().lower()
+        if event == "sale":
+            # Seed 003: "sale" is the first deposit, and a repeat once one exists.
+            deposits = self.conversions.filter(goal__token__in=["dep", "redep"])
+            if tid:
+                same = deposits.filter(tid=tid).select_related("goal").first()
+                if same is not None:
+                    return same.goal
+            token = "redep" if deposits.filter(goal__token="dep").exists() else "dep"
+            return self.spot.goals.get(token=token)
+        return self.spot.goal_for_word(event)
+
+    def _existing_conversion(self, goal, tid):
+        mine = self.conversions.filter(goal=goal)
+        if tid:
+            return mine.filter(tid=tid).first()
+        if goal.token in ("reg", "dep"):
+            # A client registers and first-deposits once: a repeat is the same event.
+            return mine.order_by("id").first()
+        return None
+
+
+class CustomField(models.Model):
+    TEXT, NUMBER, MONEY, DATE, BOOLEAN = "text", "number", "money", "date", "boolean"
+    TYPES = [
+        (TEXT, "Text"),
+        (NUMBER, "Number"),
+        (MONEY, "Money"),
+        (DATE, "Date"),
+        (BOOLEAN, "Yes / no"),
+    ]
+
+    spot = models.ForeignKey(Spot, on_delete=models.CASCADE, related_name="custom_fields")
+    key = models.CharField(
+        max_length=64,
+        validators=[token_validator],
+        help_text="Written by fields.<key>=value in postbacks, e.g. last_deposit.",
+    )
+    label = models.CharField(max_length=200, blank=True)
+    type = models.CharField(max_length=10, choices=TYPES, default=TEXT)
+
+    class Meta:
+        ordering = ["spot", "key"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["spot", "key"], name="custom_field_key_unique_per_spot"
+            ),
+        ]
+
+    def __str__(self):
+        return self.label or self.key
+
+    def to_stored(self, raw):
+        """The value as stored for this field's type; raises ValueError when it does not fit."""
+        raw = str(raw).strip()
+        if self.type == self.NUMBER:
+            return str(values.parse_decimal(raw).normalize())
+        if self.type == self.MONEY:
+            return str(values.parse_amount(raw))
+        if self.type == self.DATE:
+            return values.parse_date(raw).isoformat()
+        if self.type == self.BOOLEAN:
+            return "true" if values.parse_bool(raw) else "false"
+        if len(raw) > 2000:
+            raise ValueError("text longer than 2000 characters")
+        return raw
+
+
+class CustomFieldValue(models.Model):
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="custom_values")
+    field = models.ForeignKey(CustomField, on_delete=models.CASCADE, related_name="values")
+    value = models.TextField(blank=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["field__key"]
+        constraints = [
+            models.UniqueConstraint(fields=["client", "field"], name="custom_value_one_per_field"),
+        ]
+
+    def __str__(self):
+        return f"{self.field.key}={self.value}"
+
+    def clean(self):
+        super().clean()
+        if self.field_id and self.client_id and self.field.spot_id != self.client.spot_id:
+            raise ValidationError({"field": "This field belongs to another spot."})
+        if self.field_id:
+            try:
+                self.value = self.field.to_stored(self.value)
+            except ValueError as e:
+                raise ValidationError({"value": str(e)}) from e
+
+
+class Message(models.Model):
+    SYSTEM, MANAGER, CLIENT = "system", "manager", "client"
+    KINDS = [(SYSTEM, "System"), (MANAGER, "Manager"), (CLIENT, "Client")]
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="messages")
+    kind = models.CharField(max_length=10, choices=KINDS, default=MANAGER)
+    text = models.TextField()
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    conversion = models.ForeignKey(
+        "Conversion", on_delete=models.SET_NULL, null=True, blank=True, related_name="messages"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created", "id"]
+        indexes = [
+            # The client card shows its thread in order.
+            models.Index(fields=["client", "created"], name="message_client_created"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()}: {self.text[:60]}"
+
+
+class Conversion(models.Model):
+    # Denormalised from client.spot: statistics filter and group by it without a join.
+    spot = models.ForeignKey(Spot, on_delete=models.PROTECT, related_name="conversions")
+    client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="conversions")
+    goal = models.ForeignKey(Goal, on_delete=models.PROTECT, related_name="conversions")
+    amount = models.DecimalField(max_digits=16, decimal_places=2, default=0)
+    currency = models.CharField(max_length=3, default="USD")
+    tid = models.CharField("transaction id", max_length=200, blank=True)
+    status = models.CharField(max_length=10, choices=CONVERSION_STATUSES, default=STATUS_APPROVED)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        constraints = [
+            # A network's retry of one transaction is the same conversion.
+            models.UniqueConstraint(
+                fields=["client", "goal", "tid"],
+                condition=~Q(tid=""),
+                name="conversion_unique_tid",
+            ),
+        ]
+        indexes = [
+            # Statistics by conversion date within a spot.
+            models.Index(fields=["spot", "created"], name="conversion_spot_created"),
+            # "Has this client a deposit yet?" on every sale postback.
+            models.Index(fields=["client", "goal"], name="conversion_client_goal"),
+        ]
+
+    def __str__(self):
+        return f"{self.goal.token} {self.amount} {self.currency} ({self.status})"
+
+    def clean(self):
+        super().clean()
+        if self.client_id and self.goal_id and self.goal.spot_id != self.client.spot_id:
+            raise ValidationError({"goal": "This goal belongs to another spot than the client."})
+
+    @property
+    def counted(self):
+        return self.status != STATUS_REJECTED
+
+    def apply_repeat(self, amount, status):
+        """A later postback for this same transaction: update or call it a duplicate."""
+        changes = {}
+        if amount is not None and amount != self.amount:
+            changes["amount"] = amount
+        if status and status != self.status:
+            changes["status"] = status
+        if not changes:
+            return "duplicate"
+        for name, value in changes.items():
+            setattr(self, name, value)
+        self.save(update_fields=[*changes, "updated"])
+        return "updated"

@@ -1,0 +1,259 @@
+"""Money events in and out: the raw incoming log, outgoing configs, deliveries."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from crm.models import Client, Conversion
+from tracker.models import Goal, Partner, Pixel, Spot
+
+
+class IncomingPostback(models.Model):
+    """One request to the incoming endpoint, stored before it is processed."""
+
+    RECEIVED, ACCEPTED, DUPLICATE, UNMATCHED, REJECTED = (
+        "received",
+        "accepted",
+        "duplicate",
+        "unmatched",
+        "rejected",
+    )
+    STATUSES = [
+        (RECEIVED, "Received"),
+        (ACCEPTED, "Accepted"),
+        (DUPLICATE, "Duplicate"),
+        (UNMATCHED, "Unmatched"),
+        (REJECTED, "Rejected"),
+    ]
+
+    token = models.CharField(max_length=100, help_text="The token of the URL, as called.")
+    spot = models.ForeignKey(
+        Spot, on_delete=models.SET_NULL, null=True, blank=True, related_name="incoming"
+    )
+    method = models.CharField(max_length=10)
+    path = models.TextField()
+    query = models.TextField(blank=True)
+    body = models.TextField(blank=True)
+    content_type = models.CharField(max_length=200, blank=True)
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    received = models.DateTimeField(auto_now_add=True)
+
+    status = models.CharField(max_length=10, choices=STATUSES, default=RECEIVED)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    warnings = models.TextField(blank=True)
+    processed = models.DateTimeField(null=True, blank=True)
+    client = models.ForeignKey(
+        Client, on_delete=models.SET_NULL, null=True, blank=True, related_name="incoming"
+    )
+    conversion = models.ForeignKey(
+        Conversion, on_delete=models.SET_NULL, null=True, blank=True, related_name="incoming"
+    )
+
+    class Meta:
+        ordering = ["-received", "-id"]
+        indexes = [
+            # The admin log, newest first, per spot and status.
+            models.Index(fields=["spot", "status", "received"], name="incoming_spot_status"),
+            models.Index(fields=["received"], name="incoming_received"),
+        ]
+
+    def __str__(self):
+        return f"{self.method} {self.received:%Y-%m-%d %H:%M:%S} {self.status}"
+
+
+class OutgoingPostback(models.Model):
+    """A configured postback: which events of a spot go where, and how."""
+
+    GET, POST = "GET", "POST"
+    METHODS = [(GET, "GET"), (POST, "POST")]
+    NONE, FORM, JSON, XML = "none", "form", "json", "xml"
+    BODY_FORMATS = [
+        (NONE, "No body"),
+        (FORM, "Form (query string)"),
+        (JSON, "JSON"),
+        (XML, "XML"),
+    ]
+
+    spot = models.ForeignKey(Spot, on_delete=models.CASCADE, related_name="outgoing_postbacks")
+    name = models.CharField(max_length=200)
+    partner = models.ForeignKey(
+        Partner,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="outgoing_postbacks",
+        help_text="The recipient, when it is one of the spot's partners.",
+    )
+    goals = models.ManyToManyField(
+        Goal, blank=True, related_name="outgoing_postbacks", help_text="None selected: every goal."
+    )
+    url = models.TextField(
+        "URL template",
+        help_text="With {macros}. 'URL|POST|body' and 'URL|JSON|body' also set the method "
+        "and the body.",
+    )
+    method = models.CharField(max_length=4, choices=METHODS, default=GET)
+    body_format = models.CharField(max_length=4, choices=BODY_FORMATS, default=NONE)
+    body = models.TextField("body template", blank=True)
+    headers = models.TextField(
+        blank=True, help_text="One 'Name: value' per line; {macros} allowed."
+    )
+    enabled = models.BooleanField(default=True)
+    locked = models.BooleanField(
+        default=False,
+        editable=False,
+        help_text="Set by a partner preset: the partner's URL cannot be edited.",
+    )
+
+    first_event_only = models.BooleanField(
+        default=False, help_text="Send only the client's first event of each goal."
+    )
+    reengagement_window = models.DurationField(
+        null=True,
+        blank=True,
+        help_text="Skip events that come later than this after the client arrived "
+        "(e.g. '7 00:00:00' for 7 days). Empty: no limit.",
+    )
+    all_users = models.BooleanField(
+        "send for all users",
+        default=False,
+        help_text="Off: only clients who came from an ad. On: every client, with empty "
+        "attribution macros.",
+    )
+    min_delay = models.DurationField(
+        "minimum delay", null=True, blank=True, help_text="Wait at least this long after the event."
+    )
+    max_rps = models.PositiveIntegerField(
+        "max requests per second", null=True, blank=True, help_text="Empty: no limit."
+    )
+    success_status = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Status codes that mean success, e.g. '200' or '200-299, 202'. Empty: any 2xx.",
+    )
+    success_text = models.CharField(
+        max_length=200, blank=True, help_text="The response must contain this text."
+    )
+    error_status = models.CharField(
+        max_length=100, blank=True, help_text="Status codes that mean failure even if 2xx."
+    )
+    error_text = models.CharField(
+        max_length=200, blank=True, help_text="A response containing this text is a failure."
+    )
+    timeout = models.FloatField(default=10.0, help_text="Seconds to wait for the answer.")
+
+    consecutive_failures = models.PositiveIntegerField(default=0, editable=False)
+    disabled_reason = models.CharField(max_length=500, blank=True, editable=False)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["spot", "name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Delivery(models.Model):
+    """One event's delivery to one target: retried until it succeeds or gives up.
+
+    The target is an outgoing postback, a goal's external postback or a pixel.
+    The id (a UUID) is sent in a header and stays the same across retries and
+    resends, so a receiver can drop repeats.
+    """
+
+    PENDING, SENDING, SUCCESS, FAILED, SKIPPED = (
+        "pending",
+        "sending",
+        "success",
+        "failed",
+        "skipped",
+    )
+    STATUSES = [
+        (PENDING, "Pending"),
+        (SENDING, "Sending"),
+        (SUCCESS, "Delivered"),
+        (FAILED, "Failed"),
+        (SKIPPED, "Skipped"),
+    ]
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    conversion = models.ForeignKey(Conversion, on_delete=models.CASCADE, related_name="deliveries")
+    spot = models.ForeignKey(Spot, on_delete=models.CASCADE, related_name="deliveries")
+    postback = models.ForeignKey(
+        OutgoingPostback,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="deliveries",
+    )
+    pixel = models.ForeignKey(
+        Pixel, on_delete=models.SET_NULL, null=True, blank=True, related_name="deliveries"
+    )
+    external_goal = models.ForeignKey(
+        Goal,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="external_deliveries",
+        help_text="Set when this is the goal's external postback.",
+    )
+    status = models.CharField(max_length=10, choices=STATUSES, default=PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt = models.DateTimeField(null=True, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created"]
+        verbose_name_plural = "deliveries"
+        indexes = [
+            # The sweep: pending deliveries that are due.
+            models.Index(fields=["status", "next_attempt"], name="delivery_due"),
+            models.Index(fields=["spot", "created"], name="delivery_spot_created"),
+        ]
+
+    def __str__(self):
+        return f"{self.target_name} · {self.get_status_display()}"
+
+    @property
+    def target_name(self):
+        if self.postback_id:
+            return str(self.postback)
+        if self.pixel_id:
+            return str(self.pixel)
+        if self.external_goal_id:
+            return f"External postback of {self.external_goal}"
+        return "(deleted target)"
+
+
+class DeliveryAttempt(models.Model):
+    """One request sent for a delivery, exactly as sent, with what came back."""
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveIntegerField()
+    test = models.BooleanField(default=False, help_text="A test send from the admin.")
+    method = models.CharField(max_length=10)
+    url = models.TextField()
+    request_headers = models.TextField(blank=True)
+    request_body = models.TextField(blank=True)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_headers = models.TextField(blank=True)
+    response_body = models.TextField(blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    error_class = models.CharField(max_length=200, blank=True)
+    error = models.TextField(blank=True)
+    success = models.BooleanField(default=False)
+    created = models.DateTimeField(auto_now_add=True)
+    sent_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+
+    class Meta:
+        ordering = ["delivery", "number"]
+
+    def __str__(self):
+        return f"#{self.number} {self.method} {self.response_status or self.error_class}"

@@ -1,0 +1,16 @@
+import pytest
+
+from crm.models import Client
+from tracker.models import Spot
+
+pytest_plugins = ["tests.browser"]
+
+
+@pytest.fixture
+def spot(db):
+    return Spot.objects.create(name="Casino bot", slug="casino-bot", currency="USD")
+
+
+@pytest.fixture
+def lead(spot):
+    return Client.objects.create(spot=spot, name="Ann", cl_id="trk-1", advert_campaign_id="c1")

@@ -1,0 +1,42 @@
+"""Set up a local copy and serve it: migrate, make a first admin, runserver."""
+
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Migrate, create the first admin user (printing its login) and serve the admin."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--addrport", default="127.0.0.1:8000")
+        parser.add_argument("--username", default="admin")
+        parser.add_argument(
+            "--no-serve", action="store_true", help="Set up only; do not start the server."
+        )
+
+    def handle(self, *args, **options):
+        call_command("migrate", interactive=False, verbosity=0)
+        self.stdout.write(self.style.SUCCESS("Database ready."))
+        self.create_admin(options["username"])
+        if options["no_serve"]:
+            return
+        self.stdout.write(f"Open http://{options['addrport']}/admin/ (Ctrl-C stops the server).")
+        # No autoreloader: it would run this command (and its setup) a second time.
+        call_command("runserver", options["addrport"], use_reloader=False)
+
+    def create_admin(self, username):
+        User = get_user_model()
+        if User.objects.filter(is_superuser=True).exists():
+            self.stdout.write(
+                "An admin user exists already; log in with it "
+                f"(forgot the password? python manage.py changepassword {username})."
+            )
+            return
+        password = secrets.token_urlsafe(12)
+        User.objects.create_superuser(username=username, email="", password=password)
+        self.stdout.write(
+            self.style.SUCCESS(f"Admin user created. Log in as {username} / {password}")
+        )

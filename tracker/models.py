@@ -1,0 +1,313 @@
+"""Tracking setup: spots, their goals, ad-network pixels and partners."""
+
+import ipaddress
+import re
+import uuid
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models, transaction
+from django.urls import reverse
+
+TOKEN_RE = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+token_validator = RegexValidator(
+    TOKEN_RE, "Use lowercase letters, digits, '_', '.' or '-' (up to 64 characters)."
+)
+
+STATUS_APPROVED, STATUS_PENDING, STATUS_REJECTED = "approved", "pending", "rejected"
+CONVERSION_STATUSES = [
+    (STATUS_APPROVED, "Approved"),
+    (STATUS_PENDING, "Pending"),
+    (STATUS_REJECTED, "Rejected"),
+]
+
+# The goals every spot starts with, and the event words networks send for them.
+# "sale" means dep for a client without a deposit and redep after that (seed 003:
+# "resale, or sale + tid"); the endpoint makes that choice.
+DEFAULT_GOALS = [
+    ("reg", "Registration", "registration"),
+    ("dep", "First deposit", "sale, first_deposit"),
+    ("redep", "Repeat deposit", "resale, recurring_deposit"),
+]
+
+
+def split_words(text):
+    """'a, b  c' -> ['a', 'b', 'c']: the admin's comma or space separated lists."""
+    return [w for w in re.split(r"[\s,;]+", text.strip().lower()) if w]
+
+
+def parse_networks(text):
+    """One IP or CIDR network per line (or comma separated); raises ValueError."""
+    return [ipaddress.ip_network(w, strict=False) for w in re.split(r"[\s,;]+", text) if w]
+
+
+def parse_status_map(text):
+    """Lines of 'their word = approved|pending|rejected' -> {word: status}."""
+    known = {s for s, _ in CONVERSION_STATUSES}
+    result = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        word, sep, status = line.partition("=")
+        word, status = word.strip().lower(), status.strip().lower()
+        if not sep or not word or status not in known:
+            raise ValueError(
+                f"line {n}: write 'their word = approved', 'pending' or 'rejected', got {line!r}"
+            )
+        result[word] = status
+    return result
+
+
+class CallerRules(models.Model):
+    """What a spot or a partner says about who may call it and how to answer."""
+
+    allowed_ips = models.TextField(
+        blank=True,
+        help_text="Only these IPs or networks (CIDR) may call the incoming postback URL, "
+        "one per line. Empty: anyone with the URL.",
+    )
+    status_map = models.TextField(
+        blank=True,
+        help_text="The network's own status words, one per line: 'confirmed = approved', "
+        "'hold = pending', 'declined = rejected'.",
+    )
+    plain_answer = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Answer accepted postbacks with this plain text (e.g. OK) instead of JSON.",
+    )
+
+    class Meta:
+        abstract = True
+
+    def clean(self):
+        super().clean()
+        errors = {}
+        try:
+            parse_networks(self.allowed_ips)
+        except ValueError as e:
+            errors["allowed_ips"] = f"Not an IP address or network: {e}"
+        try:
+            parse_status_map(self.status_map)
+        except ValueError as e:
+            errors["status_map"] = str(e)
+        if errors:
+            raise ValidationError(errors)
+
+    def ip_allowed(self, addr):
+        networks = parse_networks(self.allowed_ips)
+        if not networks:
+            return True
+        try:
+            ip = ipaddress.ip_address(addr)
+        except ValueError:
+            return False
+        return any(ip in net for net in networks)
+
+
+class Spot(CallerRules):
+    """A bot or landing of the team: the unit leads arrive at and postbacks go to."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(unique=True, help_text="Used in click links: /go/<slug>.")
+    postback_token = models.UUIDField(
+        default=uuid.uuid4,
+        unique=True,
+        editable=False,
+        help_text="Secret part of the incoming postback URL. Regenerate it if it leaked.",
+    )
+    crm_enabled = models.BooleanField(
+        "CRM enabled", default=True, help_text="Post system messages into the client's chat."
+    )
+    currency = models.CharField(
+        max_length=3,
+        default="USD",
+        validators=[RegexValidator(r"^[A-Z]{3}$", "Three capital letters, e.g. USD.")],
+        help_text="Used when a postback names no currency.",
+    )
+    target_url = models.URLField(
+        max_length=2000,
+        blank=True,
+        help_text="Where /go/<slug> sends a new lead; {{tracker.clickid}} is replaced.",
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def save(self, *args, **kwargs):
+        adding = self._state.adding
+        with transaction.atomic():
+            super().save(*args, **kwargs)
+            if adding:
+                self.create_default_goals()
+
+    def create_default_goals(self):
+        for order, (token, name, aliases) in enumerate(DEFAULT_GOALS):
+            Goal.objects.get_or_create(
+                spot=self, token=token, defaults={"name": name, "aliases": aliases, "order": order}
+            )
+
+    def goal_for_word(self, word):
+        """The goal an event word means (token or alias); raises Goal.DoesNotExist."""
+        word = word.strip().lower()
+        for goal in self.goals.all():
+            if word in goal.words:
+                return goal
+        raise Goal.DoesNotExist(f"No goal of spot {self} accepts the event {word!r}.")
+
+    def accepted_words(self):
+        return [w for goal in self.goals.all() for w in goal.words]
+
+    def regenerate_token(self):
+        self.postback_token = uuid.uuid4()
+        self.save(update_fields=["postback_token"])
+
+    def incoming_path(self):
+        return reverse("incoming-postback", args=[self.postback_token])
+
+    def incoming_url(self, request=None):
+        """The absolute URL affiliate networks call."""
+        path = self.incoming_path()
+        if settings.PUBLIC_URL:
+            return settings.PUBLIC_URL.rstrip("/") + path
+        if request is not None:
+            return request.build_absolute_uri(path)
+        return path
+
+
+class Goal(models.Model):
+    """An event a postback can report: reg, dep, redep or a custom token."""
+
+    spot = models.ForeignKey(Spot, on_delete=models.CASCADE, related_name="goals")
+    name = models.CharField(max_length=100)
+    token = models.CharField(
+        max_length=64, validators=[token_validator], help_text="The event name in postbacks."
+    )
+    aliases = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Other event words networks send for this goal, comma separated.",
+    )
+    order = models.PositiveSmallIntegerField(default=10)
+    facebook_event = models.CharField(max_length=100, blank=True, help_text="e.g. Purchase")
+    tiktok_event = models.CharField(max_length=100, blank=True, help_text="e.g. CompletePayment")
+    google_event = models.CharField(
+        "Google Analytics event", max_length=100, blank=True, help_text="e.g. purchase"
+    )
+    yandex_event = models.CharField(
+        "Yandex Metrica goal", max_length=100, blank=True, help_text="Goal identifier"
+    )
+    external_postback = models.TextField(
+        blank=True, help_text="Forward this event to your own tracker: a URL with {macros}."
+    )
+    show_count = models.BooleanField(default=True, help_text="Show the count in statistics.")
+    show_sum = models.BooleanField(default=False, help_text="Show the sum in statistics.")
+    message_template = models.TextField(
+        blank=True,
+        help_text="System message posted into the client's chat, e.g. "
+        "'Deposit {sum} {currency} (player {player_id})'. Empty: no message.",
+    )
+
+    class Meta:
+        ordering = ["spot", "order", "id"]
+        constraints = [
+            # The endpoint resolves an event word to a goal within one spot.
+            models.UniqueConstraint(fields=["spot", "token"], name="goal_token_unique_per_spot"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.token})"
+
+    @property
+    def words(self):
+        """Every event word that means this goal: its token, then its aliases."""
+        return [self.token, *split_words(self.aliases)]
+
+    def clean(self):
+        super().clean()
+        if not self.spot_id:
+            return
+        others = Goal.objects.filter(spot_id=self.spot_id).exclude(pk=self.pk)
+        taken = {}
+        for goal in others:
+            for word in goal.words:
+                taken.setdefault(word, goal)
+        clashes = [w for w in self.words if w in taken]
+        if clashes:
+            word = clashes[0]
+            raise ValidationError(
+                {
+                    "aliases" if word != self.token else "token": (
+                        f"'{word}' already means the goal {taken[word]} of this spot."
+                    )
+                }
+            )
+        bad = [w for w in split_words(self.aliases) if not re.match(TOKEN_RE, w)]
+        if bad:
+            raise ValidationError({"aliases": f"Not a valid event word: {bad[0]!r}."})
+
+
+class Pixel(models.Model):
+    """A spot's ad-network pixel: goals with an event name for the network go there."""
+
+    FACEBOOK, TIKTOK, GOOGLE, YANDEX = "facebook", "tiktok", "google", "yandex"
+    NETWORKS = [
+        (FACEBOOK, "Facebook Conversions API"),
+        (TIKTOK, "TikTok Events API"),
+        (GOOGLE, "Google Analytics 4 (Measurement Protocol)"),
+        (YANDEX, "Yandex Metrica offline conversions"),
+    ]
+
+    spot = models.ForeignKey(Spot, on_delete=models.CASCADE, related_name="pixels")
+    network = models.CharField(max_length=20, choices=NETWORKS)
+    pixel_id = models.CharField(
+        max_length=200,
+        help_text="Facebook pixel ID, TikTok pixel code, GA4 measurement ID or Metrica counter.",
+    )
+    access_token = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Conversions API token, TikTok access token, GA4 API secret or Metrica "
+        "OAuth token.",
+    )
+    test_event_code = models.CharField(max_length=100, blank=True)
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["spot", "network"], name="pixel_one_per_network"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_network_display()} {self.pixel_id}"
+
+
+class Partner(CallerRules):
+    """An affiliate network the team registers leads at (seed 003 integrations)."""
+
+    spot = models.ForeignKey(Spot, on_delete=models.CASCADE, related_name="partners")
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(help_text="Sent as partner=<slug> on the incoming postback URL.")
+    click_id_param = models.CharField(
+        "click-id parameter",
+        max_length=64,
+        default="sub1",
+        help_text="The partner's parameter that carries our click id, e.g. sub4.",
+    )
+    preset = models.CharField(max_length=64, blank=True, editable=False)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["spot", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["spot", "slug"], name="partner_slug_unique_per_spot"),
+        ]
+
+    def __str__(self):
+        return self.name
