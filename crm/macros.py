@@ -1,0 +1,117 @@
+"""Single-brace macros: {click_id}, {sum}, {fields__X} ...
+
+Used by system messages, external postbacks and outgoing postbacks. A
+template is rendered in one pass over it, so a value that itself contains
+"{x}" is never expanded again; each value goes through `escape`, which the
+caller picks for where the text lands (URL, form body, JSON, XML).
+"""
+
+import re
+
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from crm.models import ADVERT_KEYS
+
+MACRO_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+PLAIN = [
+    "click_id",
+    "cl_id",
+    "action",
+    "goal",
+    "sum",
+    "currency",
+    "tid",
+    "status",
+    "geo",
+    "user_id",
+    "username",
+    "name",
+    "player_id",
+    "manager",
+    "now",
+    "conversion_id",
+    "spot",
+]
+ADVERT = [f"advert__{key}" for key in ADVERT_KEYS]
+KNOWN = PLAIN + ADVERT
+PREFIXES = ("params__", "fields__")
+
+
+def is_known(name):
+    return name in KNOWN or (name.startswith(PREFIXES) and len(name) > len("params__"))
+
+
+def unknown_macros(template):
+    """Names in `template` that are not macros, in order, each once."""
+    seen = []
+    for name in MACRO_RE.findall(template or ""):
+        if not is_known(name) and name not in seen:
+            seen.append(name)
+    return seen
+
+
+def validate_macros(template):
+    """A model-field validator: refuses a template with an unknown macro, naming it."""
+    unknown = unknown_macros(template)
+    if unknown:
+        braced = ", ".join(f"{{{n}}}" for n in unknown)
+        known = ", ".join(f"{{{n}}}" for n in KNOWN)
+        raise ValidationError(
+            f"Unknown macro {braced}. Known: {known}, {{params__X}}, {{fields__X}}."
+        )
+
+
+def client_context(client, attributed=True):
+    """The macros a client alone gives. Without attribution the advert macros are empty."""
+    ctx = {
+        "click_id": client.click_id,
+        "cl_id": client.cl_id,
+        "geo": client.geo,
+        "user_id": "" if client.user_id is None else str(client.user_id),
+        "username": client.username,
+        "name": client.name,
+        "player_id": client.player_id,
+        "manager": client.manager.get_username() if client.manager_id else "",
+        "spot": client.spot.name,
+        "now": str(int(timezone.now().timestamp())),
+    }
+    for key in ADVERT_KEYS:
+        ctx[f"advert__{key}"] = getattr(client, f"advert_{key}") if attributed else ""
+    for key, value in (client.params or {}).items():
+        ctx[f"params__{key}"] = "" if value is None else str(value)
+    for key, value in client.field_values().items():
+        ctx[f"fields__{key}"] = value
+    return ctx
+
+
+def conversion_context(conversion, attributed=True):
+    """Every macro of a conversion: its client's, and the event's own."""
+    ctx = client_context(conversion.client, attributed)
+    ctx.update(
+        {
+            "action": conversion.goal.token,
+            "goal": conversion.goal.name,
+            "sum": f"{conversion.amount:.2f}",
+            "currency": conversion.currency,
+            "tid": conversion.tid,
+            "status": conversion.status,
+            "conversion_id": str(conversion.pk),
+        }
+    )
+    return ctx
+
+
+def render(template, ctx, escape=str):
+    """Replace every {macro} in one pass; a macro without a value becomes empty."""
+
+    def value(match):
+        name = match.group(1)
+        if name in ctx:
+            return escape(ctx[name])
+        if is_known(name):
+            return escape("")
+        return match.group(0)  # not a macro of ours: {"json": ...} braces stay
+
+    return MACRO_RE.sub(value, template or "")
