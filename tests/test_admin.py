@@ -112,3 +112,35 @@ def test_log_tables_are_read_only(admin_client):
         response = admin_client.get(reverse(f"admin:postbacks_{name}_changelist"))
         assert response.status_code == 200
         assert response.context["has_add_permission"] is False
+
+
+def test_a_repeated_transaction_added_by_hand_is_a_form_error(admin_client, lead):
+    goal = lead.spot.goals.get(token="redep")
+    lead.record_conversion("redep", tid="T-1")
+    data = {
+        "client": lead.pk,
+        "goal": goal.pk,
+        "amount": "5",
+        "currency": "USD",
+        "tid": "T-1",
+        "status": "approved",
+    }
+    response = admin_client.post(reverse("admin:crm_conversion_add"), data)
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors
+    assert lead.conversions.count() == 1
+
+
+def test_a_goal_of_another_spot_is_a_form_error(admin_client, lead):
+    other = Spot.objects.create(name="Other", slug="other")
+    data = {
+        "client": lead.pk,
+        "goal": other.goals.get(token="reg").pk,
+        "amount": "0",
+        "currency": "USD",
+        "tid": "",
+        "status": "approved",
+    }
+    response = admin_client.post(reverse("admin:crm_conversion_add"), data)
+    assert response.status_code == 200
+    assert "goal" in response.context["adminform"].form.errors

@@ -135,6 +135,11 @@ if not DEBUG:
     CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=True)
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+    # Some affiliate networks call plain http and do not follow redirects:
+    # the postback API answers on http too.
+    SECURE_REDIRECT_EXEMPT = [r"^api/"]
     SECURE_CONTENT_TYPE_NOSNIFF = True
 
 # Public base URL used for absolute links in the admin (incoming postback URLs)
