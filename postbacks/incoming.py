@@ -231,7 +231,11 @@ def accept(row, spot, query, body):
             warnings=warnings,
         )
     # Decided one after the other per client: the lock holds to the commit.
-    client = Client.objects.select_for_update().select_related("spot", "manager").get(pk=client.pk)
+    client = (
+        Client.objects.select_for_update(of=("self",))
+        .select_related("spot", "manager")
+        .get(pk=client.pk)
+    )
     warnings += apply_player_id(client, params)
     warnings += apply_fields(client, params)
     try:
