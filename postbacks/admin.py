@@ -1,7 +1,11 @@
+from collections import Counter
+
 from django.contrib import admin
+from django.urls import reverse
 from django.utils.html import format_html
 
 from crm.admin import CustomFieldInline
+from postbacks.incoming import replay
 from postbacks.models import Delivery, DeliveryAttempt, IncomingPostback, OutgoingPostback
 from tracker import admin as tracker_admin
 from tracker.admin_utils import ReadOnlyAdmin, ReadOnlyInline
@@ -45,10 +49,87 @@ class IncomingPostbackAdmin(ReadOnlyAdmin):
     search_fields = ["query", "body", "=client__click_id"]
     list_select_related = ["spot", "client", "conversion__goal"]
     date_hierarchy = "received"
+    actions = ["replay_selected"]
+    fieldsets = [
+        ("Request", {"fields": ["received", "raw_request", "remote_addr", "content_type"]}),
+        (
+            "Outcome",
+            {
+                "fields": [
+                    "status",
+                    "http_status",
+                    "processed",
+                    "error",
+                    "warnings",
+                    "spot",
+                    "client_link",
+                    "conversion_link",
+                ]
+            },
+        ),
+    ]
+    readonly_fields = [
+        "received",
+        "raw_request",
+        "remote_addr",
+        "content_type",
+        "status",
+        "http_status",
+        "processed",
+        "error",
+        "warnings",
+        "spot",
+        "client_link",
+        "conversion_link",
+    ]
 
     @admin.display(description="Query")
     def query_short(self, obj):
         return (obj.query[:80] + "…") if len(obj.query) > 80 else obj.query
+
+    @admin.display(description="Raw request")
+    def raw_request(self, obj):
+        line = f"{obj.method} {obj.path}" + (f"?{obj.query}" if obj.query else "")
+        return format_html(
+            '<pre style="white-space:pre-wrap;word-break:break-all;margin:0">{}</pre>{}',
+            line,
+            format_html('<pre style="white-space:pre-wrap;word-break:break-all">{}</pre>', obj.body)
+            if obj.body
+            else "",
+        )
+
+    @admin.display(description="Client")
+    def client_link(self, obj):
+        return admin_link(obj.client, "crm_client")
+
+    @admin.display(description="Conversion")
+    def conversion_link(self, obj):
+        return admin_link(obj.conversion, "crm_conversion")
+
+    def has_replay_permission(self, request):
+        # The log is read-only in the admin; replaying it needs the change right.
+        return request.user.has_perm("postbacks.change_incomingpostback")
+
+    @admin.action(
+        description="Replay selected unmatched or rejected postbacks",
+        permissions=["replay"],
+    )
+    def replay_selected(self, request, queryset):
+        counts = Counter()
+        # Oldest first: a first deposit is decided before the repeat that followed it.
+        for row in queryset.order_by("received", "id"):
+            outcome = replay(row)
+            counts[outcome.status if outcome else "skipped (not unmatched or rejected)"] += 1
+        summary = ", ".join(f"{status}: {count}" for status, count in sorted(counts.items()))
+        self.message_user(request, f"Replayed. {summary}")
+
+
+def admin_link(obj, name):
+    if obj is None:
+        return "-"
+    return format_html(
+        '<a href="{}">{}</a>', reverse(f"admin:{name}_change", args=[obj.pk]), str(obj)
+    )
 
 
 class OutgoingPostbackAdmin(admin.ModelAdmin):

@@ -204,7 +204,8 @@ def test_unknown_fields_and_wrong_types_are_warnings_and_the_rest_applies(
 
 def test_a_system_message_is_rendered_from_the_goal_template(client, spot, lead, fields):
     spot.goals.filter(token="dep").update(
-        message_template="Deposit {sum} {currency} by player {player_id}, last {fields__last_deposit}"
+        message_template="Deposit {sum} {currency} by player {player_id}, "
+        "last {fields__last_deposit}"
     )
     query = (
         f"clickid={lead.click_id}&tracker.event=sale&tracker.cost=7,5&tracker.currency=eur"
