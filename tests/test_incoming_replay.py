@@ -1,0 +1,85 @@
+"""Unmatched postbacks replayed once their client exists: admin action and command."""
+
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+
+from crm.models import Client, Conversion
+from postbacks.incoming import replay
+from postbacks.models import IncomingPostback
+
+
+def url(spot, query):
+    return f"/api/postbacks/{spot.postback_token}/tracker-postback?{query}"
+
+
+@pytest.fixture
+def unmatched(client, spot):
+    """Two postbacks for a tracker click id no client has yet: a sale, then another."""
+    client.get(url(spot, "clickid=late-1&tracker.event=sale&tracker.cost=10"))
+    client.get(url(spot, "clickid=late-1&tracker.event=sale&tracker.cost=20"))
+    rows = list(IncomingPostback.objects.order_by("id"))
+    assert [r.status for r in rows] == ["unmatched", "unmatched"]
+    return rows
+
+
+def test_the_command_replays_unmatched_postbacks_oldest_first(spot, unmatched):
+    late = Client.objects.create(spot=spot, cl_id="late-1")
+    out = StringIO()
+    call_command("replay_postbacks", stdout=out)
+    assert list(late.conversions.order_by("id").values_list("goal__token", "amount")) == [
+        ("dep", 10),
+        ("redep", 20),
+    ]
+    text = out.getvalue()
+    assert "Replaying 2 postback(s)." in text
+    assert f"[1/2] #{unmatched[0].pk} unmatched -> accepted" in text
+    assert "accepted: 2" in text
+    row = IncomingPostback.objects.get(pk=unmatched[0].pk)
+    assert (row.status, row.client, row.http_status) == ("accepted", late, 200)
+    assert "Replayed" in row.warnings and "was unmatched" in row.warnings
+
+
+def test_a_replay_while_the_client_is_still_missing_stays_unmatched(spot, unmatched):
+    out = StringIO()
+    call_command("replay_postbacks", stdout=out)
+    assert "unmatched: 2" in out.getvalue()
+    assert set(IncomingPostback.objects.values_list("status", flat=True)) == {"unmatched"}
+
+
+def test_a_replayed_postback_is_not_counted_twice(spot, unmatched):
+    Client.objects.create(spot=spot, cl_id="late-1")
+    row = unmatched[0]
+    assert replay(row).status == "accepted"
+    assert replay(IncomingPostback.objects.get(pk=row.pk)) is None  # accepted: not replayable
+    call_command("replay_postbacks", stdout=StringIO())
+    assert Conversion.objects.count() == 2
+
+
+def test_the_command_replays_rejected_ones_only_when_asked(client, spot, lead):
+    client.get(url(spot, f"clickid={lead.click_id}&tracker.event=payout"))
+    assert IncomingPostback.objects.get().status == "rejected"
+    spot.goals.create(name="Payout", token="payout")
+    call_command("replay_postbacks", stdout=StringIO())
+    assert not Conversion.objects.exists()
+    call_command("replay_postbacks", "--rejected", "--spot", spot.slug, stdout=StringIO())
+    assert Conversion.objects.get().goal.token == "payout"
+
+
+def test_the_command_says_when_nothing_matches_its_options(spot):
+    with pytest.raises(CommandError, match="No postback to replay"):
+        call_command("replay_postbacks", "--spot", "nope", stdout=StringIO())
+
+
+def test_the_admin_action_replays_the_selected_postbacks(admin_client, spot, unmatched):
+    late = Client.objects.create(spot=spot, cl_id="late-1")
+    response = admin_client.post(
+        reverse("admin:postbacks_incomingpostback_changelist"),
+        {"action": "replay_selected", "_selected_action": [r.pk for r in unmatched]},
+        follow=True,
+    )
+    assert "Replayed. accepted: 2" in response.content.decode()
+    assert late.conversions.count() == 2
+    assert set(IncomingPostback.objects.values_list("status", flat=True)) == {"accepted"}
