@@ -102,8 +102,10 @@ class Outcome:
 
 
 def clean_text(text):
-    # PostgreSQL text cannot hold NUL; everything else is kept as it came.
-    return text.replace("\x00", "\ufffd")
+    # PostgreSQL text cannot hold NUL, and UTF-8 cannot hold a lone surrogate
+    # (JSON's "\ud800"); everything else is kept as it came.
+    text = text.replace("\x00", "\ufffd")
+    return text.encode("utf-8", errors="replace").decode("utf-8")
 
 
 def decode(raw):
@@ -127,6 +129,13 @@ def client_addr(request):
         return None
 
 
+def read_head(request):
+    try:
+        return request.read(max_stored())
+    except OSError:
+        return b""
+
+
 def store(request, token):
     """Write the raw request and commit it. Returns (row, query, body) with the
     full query and body texts (body None when too large to read)."""
@@ -134,15 +143,21 @@ def store(request, token):
     query = decode(request.META.get("QUERY_STRING", "").encode("latin-1", "replace"))
     try:
         body = decode(request.body)
+        stored_body = capped(body, "body", notes)
     except RequestDataTooBig:
+        # Over Django's upload limit: not processed, but its beginning is kept.
         body = None
-        notes.append(f"{STORAGE_NOTE}body of {request.META.get('CONTENT_LENGTH')} bytes too large")
+        stored_body = decode(read_head(request))
+        notes.append(
+            f"{STORAGE_NOTE}body of {request.META.get('CONTENT_LENGTH') or 'over'} bytes is over "
+            f"the upload limit; its first {len(stored_body)} characters kept, not processed."
+        )
     row = IncomingPostback.objects.create(
         token=clean_text(token)[:100],
         method=request.method[:10],
         path=capped(clean_text(request.path), "path", notes),
         query=capped(query, "query", notes),
-        body=capped(body or "", "body", notes),
+        body=stored_body,
         content_type=clean_text(request.META.get("CONTENT_TYPE", ""))[:200],
         remote_addr=client_addr(request),
         warnings="\n".join(notes),
