@@ -3,6 +3,7 @@
 from decimal import Decimal
 
 import pytest
+from django.test import override_settings
 
 from crm.models import Conversion, CustomField, Message
 from postbacks.models import IncomingPostback
@@ -243,3 +244,23 @@ def test_other_methods_are_refused_and_logged(client, spot, lead):
     response = client.put(url(spot, f"clickid={lead.click_id}&tracker.event=registration"))
     assert response.status_code == 405
     assert IncomingPostback.objects.get().method == "PUT"
+
+
+@override_settings(INCOMING_MAX_STORED=100)
+def test_a_long_query_is_processed_whole_and_stored_cut_with_a_note(client, spot, lead):
+    query = f"clickid={lead.click_id}&tracker.event=registration&pad={'x' * 300}"
+    assert client.get(url(spot, query)).status_code == 200
+    row = IncomingPostback.objects.get()
+    assert row.query == query[:100]
+    assert f"Stored: query cut to 100 of {len(query)} characters." in row.warnings
+
+
+@override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=1000)
+def test_a_body_over_the_upload_limit_is_a_413_and_its_beginning_is_kept(client, spot, lead):
+    body = f"clickid={lead.click_id}&tracker.event=registration&pad={'y' * 2000}"
+    response = client.post(url(spot), body, content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 413
+    row = IncomingPostback.objects.get()
+    assert body.startswith(row.body) and len(row.body) > 1000
+    assert "over the upload limit" in row.warnings
+    assert not Conversion.objects.exists()
