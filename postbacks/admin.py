@@ -119,7 +119,7 @@ class IncomingPostbackAdmin(ReadOnlyAdmin):
         # Oldest first: a first deposit is decided before the repeat that followed it.
         for row in queryset.order_by("received", "id"):
             outcome = replay(row)
-            counts[outcome.status if outcome else "skipped (not unmatched or rejected)"] += 1
+            counts[outcome.status if outcome else "skipped (not unmatched, rejected or stale)"] += 1
         summary = ", ".join(f"{status}: {count}" for status, count in sorted(counts.items()))
         self.message_user(request, f"Replayed. {summary}")
 

@@ -1,10 +1,13 @@
 """Unmatched postbacks replayed once their client exists: admin action and command."""
 
+from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.test import override_settings
 from django.urls import reverse
+from django.utils import timezone
 
 from crm.models import Client, Conversion
 from postbacks.incoming import replay
@@ -83,3 +86,32 @@ def test_the_admin_action_replays_the_selected_postbacks(admin_client, spot, unm
     assert "Replayed. accepted: 2" in response.content.decode()
     assert late.conversions.count() == 2
     assert set(IncomingPostback.objects.values_list("status", flat=True)) == {"accepted"}
+
+
+def test_a_postback_whose_processing_was_lost_is_replayed_once_stale(spot, lead):
+    # As if the process died between storing the request and processing it.
+    row = IncomingPostback.objects.create(
+        token=str(spot.postback_token),
+        spot=spot,
+        method="GET",
+        path=f"/api/postbacks/{spot.postback_token}/tracker-postback",
+        query=f"clickid={lead.click_id}&tracker.event=registration",
+    )
+    call_command("replay_postbacks", stdout=StringIO())
+    assert not Conversion.objects.exists()  # still fresh: maybe being processed right now
+    IncomingPostback.objects.filter(pk=row.pk).update(received=timezone.now() - timedelta(hours=1))
+    out = StringIO()
+    call_command("replay_postbacks", stdout=out)
+    assert "received -> accepted" in out.getvalue()
+    assert Conversion.objects.get().client == lead
+
+
+@override_settings(INCOMING_MAX_STORED=50)
+def test_a_request_stored_cut_short_is_not_replayed_from_its_remains(client, spot):
+    client.get(url(spot, "clickid=late-2&tracker.event=registration&pad=" + "x" * 100))
+    Client.objects.create(spot=spot, cl_id="late-2")
+    row = IncomingPostback.objects.get()
+    assert row.status == "unmatched"
+    outcome = replay(row)
+    assert outcome.http_status == 413
+    assert not Conversion.objects.exists()

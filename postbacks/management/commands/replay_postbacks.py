@@ -2,14 +2,14 @@ from collections import Counter
 
 from django.core.management.base import BaseCommand, CommandError
 
-from postbacks.incoming import replay
+from postbacks.incoming import replay, replayable
 from postbacks.models import IncomingPostback
 
 
 class Command(BaseCommand):
     help = (
-        "Process stored unmatched postbacks again (e.g. once their clients exist), "
-        "oldest first. --rejected also replays rejected ones."
+        "Process stored unmatched postbacks again (e.g. once their clients exist), and "
+        "those whose processing was lost, oldest first. --rejected also replays rejected ones."
     )
 
     def add_arguments(self, parser):
@@ -22,8 +22,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, spot=None, rejected=False, ids=None, **options):
-        statuses = [IncomingPostback.UNMATCHED] + ([IncomingPostback.REJECTED] if rejected else [])
-        rows = IncomingPostback.objects.filter(status__in=statuses)
+        rows = IncomingPostback.objects.filter(replayable())
+        if not rejected:
+            rows = rows.exclude(status=IncomingPostback.REJECTED)
         if spot:
             rows = rows.filter(spot__slug=spot)
         if ids:
