@@ -108,8 +108,10 @@ class Client(models.Model):
                 and goal.token == "dep"
                 and self.conversions.filter(goal__token="dep").exists()
             ):
-                # A second first deposit can only be a repeat deposit.
+                # A second first deposit can only be a repeat deposit, and
+                # that one may already exist with this tid.
                 goal = self.spot.goals.get(token="redep")
+                existing = self._existing_conversion(goal, tid)
             if existing is not None:
                 return existing, existing.apply_repeat(amount, status)
             conversion = Conversion.objects.create(

@@ -264,3 +264,12 @@ def test_a_body_over_the_upload_limit_is_a_413_and_its_beginning_is_kept(client,
     assert body.startswith(row.body) and len(row.body) > 1000
     assert "over the upload limit" in row.warnings
     assert not Conversion.objects.exists()
+
+
+def test_a_first_deposit_repeating_a_repeat_deposits_tid_is_its_duplicate(client, spot, lead):
+    client.get(url(spot, f"clickid={lead.click_id}&tracker.event=sale&tracker.tid=a"))
+    client.get(url(spot, f"clickid={lead.click_id}&tracker.event=resale&tracker.tid=b"))
+    again = client.get(url(spot, f"clickid={lead.click_id}&tracker.event=first_deposit&tid=b"))
+    assert again.status_code == 200
+    assert (again.json()["goal"], again.json()["duplicate"]) == ("redep", True)
+    assert Conversion.objects.count() == 2
