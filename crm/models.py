@@ -140,10 +140,13 @@ class Client(models.Model):
 
     def _existing_conversion(self, goal, tid):
         mine = self.conversions.filter(goal=goal)
+        if goal.token == "reg":
+            # A client registers once, whatever transaction id a network gives it.
+            return mine.order_by("id").first()
         if tid:
             return mine.filter(tid=tid).first()
-        if goal.token in ("reg", "dep"):
-            # A client registers and first-deposits once: a repeat is the same event.
+        if goal.token == "dep":
+            # A client first-deposits once: a repeat without a tid is the same event.
             return mine.order_by("id").first()
         return None
 

@@ -81,10 +81,15 @@ def json_pairs(text):
         data = json.loads(text)
     except ValueError as e:
         raise Rejected(400, f"The body is not valid JSON: {e}") from e
+    except RecursionError as e:
+        raise Rejected(400, "The JSON body is nested too deep.") from e
     if not isinstance(data, dict):
         raise Rejected(400, "The JSON body must be an object of parameters.")
     pairs = []
-    flatten(data, "", pairs)
+    try:
+        flatten(data, "", pairs)
+    except RecursionError as e:
+        raise Rejected(400, "The JSON body is nested too deep.") from e
     if len(pairs) > MAX_FIELDS:
         raise Rejected(400, f"The body has more than {MAX_FIELDS} parameters.")
     return pairs

@@ -273,3 +273,26 @@ def test_a_first_deposit_repeating_a_repeat_deposits_tid_is_its_duplicate(client
     assert again.status_code == 200
     assert (again.json()["goal"], again.json()["duplicate"]) == ("redep", True)
     assert Conversion.objects.count() == 2
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"a":' * 100_000 + "1" + "}" * 100_000,
+        '{"a":' * 500 + "1" + "}" * 500,
+        '{"clickid": [' + "[" * 100_000 + "]" * 100_000 + "]}",
+        '{"sum": 1' + "0" * 5000 + "}",
+        "[1, 2]",
+        "{not json",
+    ],
+)
+def test_a_json_body_that_is_no_postback_is_a_400(client, spot, body):
+    response = client.post(url(spot), body, content_type="application/json")
+    assert response.status_code == 400
+    assert IncomingPostback.objects.get().status == "rejected"
+
+
+def test_a_client_registers_once_whatever_the_tid(client, spot, lead):
+    for tid in ("r1", "r2"):
+        client.get(url(spot, f"clickid={lead.click_id}&tracker.event=registration&tid={tid}"))
+    assert Conversion.objects.count() == 1
