@@ -114,6 +114,12 @@ def capped(text, what, notes):
 
 def client_addr(request):
     addr = request.META.get("REMOTE_ADDR", "")
+    hops = getattr(settings, "PROXY_HOPS", 0)
+    header = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    forwarded = [a.strip() for a in header.split(",")] if header else []
+    if hops and len(forwarded) >= hops:
+        # Entries left of the ones our proxies appended are the caller's to forge.
+        addr = forwarded[-hops]
     try:
         return str(ipaddress.ip_address(addr))
     except ValueError:

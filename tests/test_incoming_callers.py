@@ -1,6 +1,7 @@
 """Who may call a spot's incoming URL, and how they are answered (spot or partner)."""
 
 import pytest
+from django.test import override_settings
 
 from crm.models import Conversion
 from postbacks.models import IncomingPostback
@@ -78,3 +79,15 @@ def test_an_unknown_partner_is_a_400(client, spot, lead, partner):
     response = client.get(url(spot, f"clickid={lead.click_id}&tracker.event=sale&partner=x"))
     assert response.status_code == 400
     assert "onewin" in response.json()["error"]
+
+
+@override_settings(PROXY_HOPS=1)
+def test_behind_our_proxy_the_allowlist_checks_the_address_it_saw(client, spot, lead):
+    spot.allowed_ips = "192.0.2.0/24"
+    spot.save()
+    query = f"clickid={lead.click_id}&tracker.event=registration"
+    forged = client.get(url(spot, query), HTTP_X_FORWARDED_FOR="192.0.2.9, 203.0.113.5")
+    assert forged.status_code == 403
+    real = client.get(url(spot, query), HTTP_X_FORWARDED_FOR="203.0.113.5, 192.0.2.9")
+    assert real.status_code == 200
+    assert IncomingPostback.objects.order_by("id").last().remote_addr == "192.0.2.9"
