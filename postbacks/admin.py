@@ -1,11 +1,13 @@
 from collections import Counter
 
-from django.contrib import admin
-from django.urls import reverse
+from django.contrib import admin, messages
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import path, reverse
 from django.utils.html import format_html
+from django.views.decorators.http import require_POST
 
 from crm.admin import CustomFieldInline
-from postbacks.incoming import replay
+from postbacks.incoming import REPLAYABLE, replay
 from postbacks.models import Delivery, DeliveryAttempt, IncomingPostback, OutgoingPostback
 from tracker import admin as tracker_admin
 from tracker.admin_utils import ReadOnlyAdmin, ReadOnlyInline
@@ -64,6 +66,7 @@ class IncomingPostbackAdmin(ReadOnlyAdmin):
                     "spot",
                     "client_link",
                     "conversion_link",
+                    "replay_button",
                 ]
             },
         ),
@@ -81,6 +84,7 @@ class IncomingPostbackAdmin(ReadOnlyAdmin):
         "spot",
         "client_link",
         "conversion_link",
+        "replay_button",
     ]
 
     @admin.display(description="Query")
@@ -105,6 +109,37 @@ class IncomingPostbackAdmin(ReadOnlyAdmin):
     @admin.display(description="Conversion")
     def conversion_link(self, obj):
         return admin_link(obj.conversion, "crm_conversion")
+
+    @admin.display(description="Replay")
+    def replay_button(self, obj):
+        if obj.status not in REPLAYABLE:
+            return "Only unmatched or rejected postbacks are replayed."
+        return format_html(
+            '<button type="submit" class="button" formaction="{}">Replay this postback</button>',
+            reverse("admin:postbacks_incomingpostback_replay", args=[obj.pk]),
+        )
+
+    def get_urls(self):
+        urls = [
+            path(
+                "<int:pk>/replay/",
+                self.admin_site.admin_view(require_POST(self.replay_view)),
+                name="postbacks_incomingpostback_replay",
+            )
+        ]
+        return urls + super().get_urls()
+
+    def replay_view(self, request, pk):
+        row = get_object_or_404(IncomingPostback, pk=pk)
+        if not self.has_replay_permission(request):
+            messages.error(request, "You may not replay postbacks.")
+        else:
+            outcome = replay(row)
+            if outcome is None:
+                messages.warning(request, "This postback is not unmatched or rejected.")
+            else:
+                messages.success(request, f"Replayed: {outcome.status}. {outcome.error}".strip())
+        return redirect("admin:postbacks_incomingpostback_change", row.pk)
 
     def has_replay_permission(self, request):
         # The log is read-only in the admin; replaying it needs the change right.

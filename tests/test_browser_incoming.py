@@ -4,6 +4,7 @@ import pytest
 import requests
 
 from crm.models import Client, CustomField
+from postbacks.models import IncomingPostback
 from tracker.models import Spot
 
 pytestmark = pytest.mark.browser
@@ -41,3 +42,19 @@ def test_the_client_card_shows_conversions_fields_and_system_messages(admin_page
     messages = admin_page.locator("#messages-group").inner_text()
     assert "First deposit 150.50 USD" in messages
     assert "Repeat deposit 30.00 (ev-77)" in messages
+
+
+def test_an_unmatched_postback_is_replayed_from_its_log_page(admin_page, live_server):
+    spot = Spot.objects.create(name="Bot", slug="bot")
+    base = f"{live_server.url}/api/postbacks/{spot.postback_token}/tracker-postback"
+    answer = requests.get(f"{base}?clickid=trk-late&tracker.event=registration", timeout=10)
+    assert answer.status_code == 202 and answer.json()["status"] == "unmatched"
+    lead = Client.objects.create(spot=spot, cl_id="trk-late")
+    row = IncomingPostback.objects.get()
+
+    admin_page.goto(f"{live_server.url}/admin/postbacks/incomingpostback/{row.pk}/change/")
+    assert "clickid=trk-late&tracker.event=registration" in admin_page.inner_text("#content")
+    admin_page.click("text=Replay this postback")
+    admin_page.wait_for_selector(".messagelist")
+    assert "Replayed: accepted." in admin_page.inner_text(".messagelist")
+    assert lead.conversions.get().goal.token == "reg"

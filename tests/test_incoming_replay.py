@@ -115,3 +115,15 @@ def test_a_request_stored_cut_short_is_not_replayed_from_its_remains(client, spo
     outcome = replay(row)
     assert outcome.http_status == 413
     assert not Conversion.objects.exists()
+
+
+def test_the_log_entry_has_a_replay_button(admin_client, spot, unmatched):
+    late = Client.objects.create(spot=spot, cl_id="late-1")
+    row = unmatched[0]
+    page = admin_client.get(reverse("admin:postbacks_incomingpostback_change", args=[row.pk]))
+    replay_url = reverse("admin:postbacks_incomingpostback_replay", args=[row.pk])
+    assert f'formaction="{replay_url}"' in page.content.decode()
+    response = admin_client.post(replay_url, follow=True)
+    assert "Replayed: accepted." in response.content.decode()
+    assert late.conversions.get().goal.token == "dep"
+    assert admin_client.get(replay_url).status_code == 405
