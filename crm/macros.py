@@ -6,61 +6,19 @@ template is rendered in one pass over it, so a value that itself contains
 caller picks for where the text lands (URL, form body, JSON, XML).
 """
 
-import re
-
-from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from crm.models import ADVERT_KEYS
-
-MACRO_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-PLAIN = [
-    "click_id",
-    "cl_id",
-    "action",
-    "goal",
-    "sum",
-    "currency",
-    "tid",
-    "status",
-    "geo",
-    "user_id",
-    "username",
-    "name",
-    "player_id",
-    "manager",
-    "now",
-    "conversion_id",
-    "spot",
-]
-ADVERT = [f"advert__{key}" for key in ADVERT_KEYS]
-KNOWN = PLAIN + ADVERT
-PREFIXES = ("params__", "fields__")
-
-
-def is_known(name):
-    return name in KNOWN or (name.startswith(PREFIXES) and len(name) > len("params__"))
-
-
-def unknown_macros(template):
-    """Names in `template` that are not macros, in order, each once."""
-    seen = []
-    for name in MACRO_RE.findall(template or ""):
-        if not is_known(name) and name not in seen:
-            seen.append(name)
-    return seen
-
-
-def validate_macros(template):
-    """A model-field validator: refuses a template with an unknown macro, naming it."""
-    unknown = unknown_macros(template)
-    if unknown:
-        braced = ", ".join(f"{{{n}}}" for n in unknown)
-        known = ", ".join(f"{{{n}}}" for n in KNOWN)
-        raise ValidationError(
-            f"Unknown macro {braced}. Known: {known}, {{params__X}}, {{fields__X}}."
-        )
+from tracker.macros import (  # noqa: F401 - re-exported: crm.macros is where callers look
+    ADVERT,
+    KNOWN,
+    MACRO_RE,
+    PLAIN,
+    PREFIXES,
+    is_known,
+    unknown_macros,
+    validate_macros,
+)
 
 
 def client_context(client, attributed=True):

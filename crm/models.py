@@ -8,6 +8,7 @@ from django.db import models, transaction
 from django.db.models import Q
 
 from crm import values
+from tracker.macros import ADVERT_KEYS  # noqa: F401 - also imported from here by others
 from tracker.models import (
     CONVERSION_STATUSES,
     STATUS_APPROVED,
@@ -16,21 +17,6 @@ from tracker.models import (
     Spot,
     token_validator,
 )
-
-# The ad attribution of seed 002, stored as advert_<key> columns and offered as
-# {advert__<key>} macros. Columns, not JSON: statistics group by campaign.
-ADVERT_KEYS = [
-    "pixel",
-    "campaign_id",
-    "adset_id",
-    "ad_id",
-    "campaign_name",
-    "adset_name",
-    "ad_name",
-    "placement",
-    "site_source_name",
-    "landing_id",
-]
 
 
 def new_click_id():
@@ -100,12 +86,14 @@ class Client(models.Model):
         """{key: value} of the client's custom fields, as stored."""
         return dict(self.custom_values.values_list("field__key", "value"))
 
-    def record_conversion(self, event, amount=None, currency="", tid="", status=STATUS_APPROVED):
+    def record_conversion(self, event, amount=None, currency="", tid="", status=None):
         """Record `event` (a goal word) for this client.
 
         Returns (conversion, outcome), outcome being "created", "updated" (same
         goal and tid, new status or amount) or "duplicate" (nothing changed).
         Raises Goal.DoesNotExist for a word no goal of the spot accepts.
+        A status of None means approved for a new conversion and "unchanged"
+        for a repeat, so a network's retry cannot undo a chargeback.
 
         The client's row is locked for the transaction: two postbacks of one
         client are decided one after the other, so two simultaneous first
@@ -120,8 +108,10 @@ class Client(models.Model):
                 and goal.token == "dep"
                 and self.conversions.filter(goal__token="dep").exists()
             ):
-                # A second first deposit can only be a repeat deposit.
+                # A second first deposit can only be a repeat deposit, and
+                # that one may already exist with this tid.
                 goal = self.spot.goals.get(token="redep")
+                existing = self._existing_conversion(goal, tid)
             if existing is not None:
                 return existing, existing.apply_repeat(amount, status)
             conversion = Conversion.objects.create(
@@ -131,7 +121,7 @@ class Client(models.Model):
                 amount=amount or 0,
                 currency=currency or self.spot.currency,
                 tid=tid,
-                status=status,
+                status=status or STATUS_APPROVED,
             )
             return conversion, "created"
 
@@ -150,10 +140,13 @@ class Client(models.Model):
 
     def _existing_conversion(self, goal, tid):
         mine = self.conversions.filter(goal=goal)
+        if goal.token == "reg":
+            # A client registers once, whatever transaction id a network gives it.
+            return mine.order_by("id").first()
         if tid:
             return mine.filter(tid=tid).first()
-        if goal.token in ("reg", "dep"):
-            # A client registers and first-deposits once: a repeat is the same event.
+        if goal.token == "dep":
+            # A client first-deposits once: a repeat without a tid is the same event.
             return mine.order_by("id").first()
         return None
 

@@ -1,9 +1,16 @@
-from django.http import JsonResponse
+from django.db import transaction
+from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
+
+from postbacks import incoming as work
 
 
 @csrf_exempt
+@transaction.non_atomic_requests  # the raw row must commit before processing starts
 def incoming(request, token):
-    return JsonResponse(
-        {"ok": False, "error": "The incoming endpoint is not built yet."}, status=503
-    )
+    """GET or POST /api/postbacks/<token>/tracker-postback: what networks call."""
+    row, query, body = work.store(request, token)
+    outcome = work.run(row, query, body)
+    if outcome.ok and outcome.plain:
+        return HttpResponse(outcome.plain, content_type="text/plain; charset=utf-8")
+    return JsonResponse(outcome.payload(), status=outcome.http_status)

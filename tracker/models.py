@@ -10,6 +10,8 @@ from django.core.validators import RegexValidator
 from django.db import models, transaction
 from django.urls import reverse
 
+from tracker.macros import validate_macros
+
 TOKEN_RE = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 token_validator = RegexValidator(
     TOKEN_RE, "Use lowercase letters, digits, '_', '.' or '-' (up to 64 characters)."
@@ -204,12 +206,15 @@ class Goal(models.Model):
         "Yandex Metrica goal", max_length=100, blank=True, help_text="Goal identifier"
     )
     external_postback = models.TextField(
-        blank=True, help_text="Forward this event to your own tracker: a URL with {macros}."
+        blank=True,
+        validators=[validate_macros],
+        help_text="Forward this event to your own tracker: a URL with {macros}.",
     )
     show_count = models.BooleanField(default=True, help_text="Show the count in statistics.")
     show_sum = models.BooleanField(default=False, help_text="Show the sum in statistics.")
     message_template = models.TextField(
         blank=True,
+        validators=[validate_macros],
         help_text="System message posted into the client's chat, e.g. "
         "'Deposit {sum} {currency} (player {player_id})'. Empty: no message.",
     )

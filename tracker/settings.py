@@ -146,6 +146,11 @@ if not DEBUG:
 # when they are shown outside a request; the request's host is used otherwise.
 PUBLIC_URL = env.str("PUBLIC_URL", default="")
 
+# Proxies of ours in front of the app that append the caller's address to
+# X-Forwarded-For: the incoming postback IP allowlist checks the address the
+# outermost one saw. 0: REMOTE_ADDR is the caller.
+PROXY_HOPS = env.int("PROXY_HOPS", default=1 if env.bool("BEHIND_PROXY", default=False) else 0)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

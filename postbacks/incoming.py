@@ -1,0 +1,370 @@
+"""The incoming postback endpoint's work, apart from HTTP.
+
+1. `store` writes the raw request as an IncomingPostback row and commits it
+   before anything else happens, so a request is never lost, whatever
+   processing does later.
+2. `run` processes a stored request (a live one, or a replay of an old row)
+   and records the outcome on the row in the same transaction as the
+   conversion, so a row marked accepted always has its conversion and a
+   replay can never count an event twice.
+3. Bad input is an `Outcome` with a 4xx status and a message naming the
+   parameter; only a bug gives a 500, and that is logged on the row too.
+"""
+
+import datetime
+import ipaddress
+import logging
+import uuid
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from crm import macros
+from crm.models import Client, CustomFieldValue, Message
+from postbacks.fanout import create_deliveries
+from postbacks.incoming_params import (
+    CLICK_ID,
+    FIELD_PREFIX,
+    MAX_PLAYER_ID,
+    MAX_TID,
+    PLAYER_ID,
+    TID,
+    Rejected,
+    check_caller,
+    clean_text,
+    event_word,
+    find_partner,
+    name_of,
+    parse_params,
+    pick,
+    read_amount,
+    read_currency,
+    read_status,
+    short,
+    words,
+)
+from postbacks.models import IncomingPostback
+from tracker.models import Goal, Spot
+
+logger = logging.getLogger(__name__)
+
+STORAGE_NOTE = "Stored: "  # warnings written when storing, kept across replays
+OK_STATUSES = ("accepted", "updated", "duplicate")
+
+
+def max_stored():
+    """Longest query or body kept on the row (the rest is cut, and the cut noted)."""
+    return getattr(settings, "INCOMING_MAX_STORED", 64 * 1024)
+
+
+@dataclass
+class Outcome:
+    http_status: int
+    status: str  # accepted, updated, duplicate, unmatched or rejected
+    error: str = ""
+    warnings: list = field(default_factory=list)
+    notes: list = field(default_factory=list)  # for the log only
+    client: Client | None = None
+    conversion: object = None
+    plain: str = ""
+
+    @property
+    def ok(self):
+        return self.status in OK_STATUSES
+
+    @property
+    def row_status(self):
+        if self.status in ("accepted", "updated"):
+            return IncomingPostback.ACCEPTED
+        return self.status
+
+    def payload(self):
+        data = {
+            "ok": self.ok,
+            "status": self.status,
+            "conversion": self.conversion.pk if self.conversion else None,
+            "goal": self.conversion.goal.token if self.conversion else None,
+            "duplicate": self.status == "duplicate",
+            "warnings": self.warnings,
+        }
+        if self.error:
+            data["error"] = self.error
+        return data
+
+
+# -- storing ---------------------------------------------------------------
+
+
+def decode(raw):
+    """Bytes as text; bytes that are not UTF-8 are kept visible as \\xNN."""
+    return clean_text(raw.decode("utf-8", errors="backslashreplace"))
+
+
+def capped(text, what, notes):
+    limit = max_stored()
+    if len(text) <= limit:
+        return text
+    notes.append(f"{STORAGE_NOTE}{what} cut to {limit} of {len(text)} characters.")
+    return text[:limit]
+
+
+def client_addr(request):
+    addr = request.META.get("REMOTE_ADDR", "")
+    hops = getattr(settings, "PROXY_HOPS", 0)
+    header = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    forwarded = [a.strip() for a in header.split(",")] if header else []
+    if hops and len(forwarded) >= hops:
+        # Entries left of the ones our proxies appended are the caller's to forge.
+        addr = forwarded[-hops]
+    try:
+        return str(ipaddress.ip_address(addr))
+    except ValueError:
+        return None
+
+
+def read_head(request):
+    try:
+        return request.read(max_stored())
+    except OSError:
+        return b""
+
+
+def store(request, token):
+    """Write the raw request and commit it. Returns (row, query, body) with the
+    full query and body texts (body None when too large to read)."""
+    notes = []
+    query = decode(request.META.get("QUERY_STRING", "").encode("latin-1", "replace"))
+    try:
+        body = decode(request.body)
+        stored_body = capped(body, "body", notes)
+    except RequestDataTooBig:
+        # Over Django's upload limit: not processed, but its beginning is kept.
+        body = None
+        stored_body = decode(read_head(request))
+        notes.append(
+            f"{STORAGE_NOTE}body of {request.META.get('CONTENT_LENGTH') or 'over'} bytes is over "
+            f"the upload limit; its first {len(stored_body)} characters kept, not processed."
+        )
+    row = IncomingPostback.objects.create(
+        token=clean_text(token)[:100],
+        method=request.method[:10],
+        path=capped(clean_text(request.path), "path", notes),
+        query=capped(query, "query", notes),
+        body=stored_body,
+        content_type=clean_text(request.META.get("CONTENT_TYPE", ""))[:200],
+        remote_addr=client_addr(request),
+        warnings="\n".join(notes),
+    )
+    return row, query, body
+
+
+# -- processing ------------------------------------------------------------
+
+
+def run(row, query, body):
+    """Process a stored request and record the outcome on its row."""
+    storage_notes = [w for w in row.warnings.splitlines() if w.startswith(STORAGE_NOTE)]
+    try:
+        with transaction.atomic():
+            outcome = process(row, query, body)
+            record(row, outcome, storage_notes)
+    except Exception as e:
+        logger.exception("Incoming postback %s failed", row.pk)
+        outcome = Outcome(
+            500,
+            "rejected",
+            error=f"Internal error ({e.__class__.__name__}); the request is stored and can "
+            "be replayed.",
+        )
+        record(row, outcome, storage_notes)
+    return outcome
+
+
+def record(row, outcome, storage_notes):
+    row.status = outcome.row_status
+    row.http_status = outcome.http_status
+    row.error = outcome.error
+    row.warnings = "\n".join([*storage_notes, *outcome.notes, *outcome.warnings])
+    row.client = outcome.client
+    row.conversion = outcome.conversion
+    row.processed = timezone.now()
+    row.save()
+
+
+def process(row, query, body):
+    spot = row.spot or find_spot(row.token)
+    if spot is None:
+        return Outcome(404, "rejected", error="Unknown postback URL: no spot has this token.")
+    row.spot = spot
+    try:
+        return accept(row, spot, query, body)
+    except Rejected as e:
+        return Outcome(e.http_status, "rejected", error=e.message)
+
+
+def find_spot(token):
+    try:
+        token = uuid.UUID(token)
+    except ValueError:
+        return None
+    return Spot.objects.filter(postback_token=token).first()
+
+
+def accept(row, spot, query, body):
+    if row.method not in ("GET", "POST"):
+        raise Rejected(405, f"Use GET or POST, not {row.method}.")
+    if body is None:
+        raise Rejected(413, "The request is too large to process.")
+    params, warnings = parse_params(query, body, row.content_type)
+    partner = find_partner(spot, params)
+    check_caller(spot, partner, row.remote_addr)
+    event = event_word(spot, params)
+    click_id = pick(params, CLICK_ID + ([partner.click_id_param.lower()] if partner else []))
+    if not click_id:
+        raise Rejected(400, "No click id: send clickid=<our click id or your tracker's>.")
+    amount = read_amount(params)
+    currency = read_currency(params, spot)
+    tid = pick(params, TID)
+    if len(tid) > MAX_TID:
+        raise Rejected(400, f"{name_of(params, TID)} is longer than {MAX_TID} characters.")
+    status = read_status(params, spot, partner)
+
+    client = find_client(spot, click_id)
+    if client is None:
+        return Outcome(
+            202,
+            "unmatched",
+            error=f"No client of this spot has the click id {click_id[:200]!r}; the postback "
+            "is kept and is replayed once the client exists.",
+            warnings=warnings,
+        )
+    # Decided one after the other per client: the lock holds to the commit.
+    client = (
+        Client.objects.select_for_update(of=("self",))
+        .select_related("spot", "manager")
+        .get(pk=client.pk)
+    )
+    warnings += apply_player_id(client, params)
+    warnings += apply_fields(client, params)
+    try:
+        conversion, how = client.record_conversion(
+            event, amount=amount, currency=currency, tid=tid, status=status
+        )
+    except Goal.DoesNotExist as e:
+        raise Rejected(400, f"This spot cannot record the event {event!r}: {e}") from e
+    outcome = Outcome(200, how if how != "created" else "accepted", warnings=warnings)
+    outcome.client, outcome.conversion = client, conversion
+    outcome.plain = (partner.plain_answer if partner else "") or spot.plain_answer
+    if how == "created":
+        create_deliveries(conversion)
+        post_system_message(conversion)
+    elif how == "updated":
+        outcome.notes.append(
+            f"Updated conversion {conversion.pk}: status {conversion.status}, "
+            f"amount {conversion.amount}."
+        )
+    return outcome
+
+
+# -- applying --------------------------------------------------------------
+
+
+def find_client(spot, click_id):
+    """Our click id first, then the team tracker's (the newest client with it)."""
+    clients = Client.objects.filter(spot=spot)
+    found = clients.filter(click_id=click_id).first()
+    if found is None:
+        found = clients.filter(cl_id=click_id).order_by("-created", "-id").first()
+    return found
+
+
+def apply_player_id(client, params):
+    player_id = pick(params, PLAYER_ID)
+    if not player_id or player_id == client.player_id:
+        return []
+    if len(player_id) > MAX_PLAYER_ID:
+        name = name_of(params, PLAYER_ID)
+        return [f"{name} is longer than {MAX_PLAYER_ID} characters: ignored."]
+    client.player_id = player_id
+    client.save(update_fields=["player_id"])
+    return []
+
+
+def apply_fields(client, params):
+    """Write fields.<key>=value; a key or value that does not fit is a warning."""
+    warnings = []
+    wanted = {k[len(FIELD_PREFIX) :]: v for k, v in params.items() if k.startswith(FIELD_PREFIX)}
+    if not wanted:
+        return warnings
+    known = {f.key: f for f in client.spot.custom_fields.all()}
+    for key, raw in wanted.items():
+        custom_field = known.get(key)
+        if custom_field is None:
+            warnings.append(
+                f"fields.{key[:100]}: no custom field with this key "
+                f"(this spot has: {words(known) or 'none'}); ignored."
+            )
+            continue
+        try:
+            stored = custom_field.to_stored(raw)
+        except ValueError as e:
+            warnings.append(f"fields.{key}: {short(e)} (a {custom_field.type} field); ignored.")
+            continue
+        CustomFieldValue.objects.update_or_create(
+            client=client, field=custom_field, defaults={"value": stored}
+        )
+    return warnings
+
+
+def post_system_message(conversion):
+    goal, client = conversion.goal, conversion.client
+    if not (client.spot.crm_enabled and goal.message_template.strip()):
+        return None
+    text = macros.render(goal.message_template, macros.conversion_context(conversion))
+    return Message.objects.create(
+        client=client, kind=Message.SYSTEM, text=text, conversion=conversion
+    )
+
+
+# -- replaying -------------------------------------------------------------
+
+REPLAYABLE = (IncomingPostback.UNMATCHED, IncomingPostback.REJECTED)
+
+
+def stale_before():
+    """A row still "received" this long after arriving lost its processing
+    (a killed worker, a crash) and may be replayed."""
+    seconds = getattr(settings, "INCOMING_STALE_AFTER", 600)
+    return timezone.now() - datetime.timedelta(seconds=seconds)
+
+
+def replayable():
+    cutoff = stale_before()
+    stale = Q(status=IncomingPostback.RECEIVED, received__lt=cutoff) & (
+        Q(processed__isnull=True) | Q(processed__lt=cutoff)
+    )
+    return Q(status__in=REPLAYABLE) | stale
+
+
+def replay(row):
+    """Process a stored unmatched, rejected or stale postback again. Returns its
+    Outcome, or None when the row is not replayable (any more)."""
+    before = row.status
+    # Claim it: of two simultaneous replays of one row only one proceeds.
+    claimed = IncomingPostback.objects.filter(replayable(), pk=row.pk).update(
+        status=IncomingPostback.RECEIVED, processed=timezone.now()
+    )
+    if not claimed:
+        return None
+    row.refresh_from_db()
+    cut = any(w.startswith(STORAGE_NOTE) for w in row.warnings.splitlines())
+    # A request stored cut short is not processed from its remains.
+    outcome = run(row, row.query, None if cut else row.body)
+    note = f"Replayed {timezone.now():%Y-%m-%d %H:%M:%S} (was {before})."
+    row.warnings = "\n".join(filter(None, [row.warnings, note]))
+    row.save(update_fields=["warnings"])
+    return outcome
