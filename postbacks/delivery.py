@@ -53,8 +53,8 @@ def retry_delay(attempts, retry_after=None):
     delay = scaled(base * random.uniform(1 - JITTER, 1 + JITTER))
     if retry_after is not None:
         # The receiver's own wish wins over our schedule, within bounds.
-        wish = min(retry_after, settings.POSTBACKS_RETRY_AFTER_MAX)
-        delay = max(scaled(wish), scaled(RETRY_DELAYS[0] * (1 - JITTER)))
+        # At least a second, so "Retry-After: 0" cannot make a busy loop.
+        delay = scaled(max(1, min(retry_after, settings.POSTBACKS_RETRY_AFTER_MAX)))
     return delay
 
 

@@ -90,7 +90,7 @@ def receiver():
     server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(rec))
     server.daemon_threads = True
     rec.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     yield rec
     server.shutdown()

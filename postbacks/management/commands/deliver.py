@@ -1,3 +1,5 @@
+import contextlib
+
 from django.core.management.base import BaseCommand
 
 from postbacks import embedded
@@ -18,7 +20,5 @@ class Command(BaseCommand):
             self.stdout.write(f"Sent {total} deliveries.")
             return
         self.stdout.write("Delivering postbacks (Ctrl-C stops).")
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             embedded.run_forever()
-        except KeyboardInterrupt:
-            pass

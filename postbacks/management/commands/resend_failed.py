@@ -12,14 +12,18 @@ BATCH = 500
 
 
 def parse_when(text, end=False):
-    value = parse_datetime(text)
-    if value is None:
+    try:
         day = parse_date(text)
-        if day is None:
-            raise CommandError(f"{text!r} is not a date (YYYY-MM-DD) or a date-time.")
+        value = None if day else parse_datetime(text)
+    except ValueError:
+        day = value = None
+    if day is not None:
+        # A day is inclusive: --until 2026-01-31 takes the whole 31st.
         value = datetime.datetime.combine(day, datetime.time.min)
         if end:
             value += datetime.timedelta(days=1)
+    if value is None:
+        raise CommandError(f"{text!r} is not a date (YYYY-MM-DD) or a date-time.")
     if timezone.is_naive(value):
         value = timezone.make_aware(value)
     return value
