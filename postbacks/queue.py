@@ -27,7 +27,9 @@ def redis_mode():
 def get_queue():
     import django_rq
 
-    return django_rq.get_queue(QUEUE)
+    # "auto": enqueue at once. We call it from transaction.on_commit ourselves, and
+    # django-rq's own deferral would hide a Redis error from our handler.
+    return django_rq.get_queue(QUEUE, commit_mode="auto")
 
 
 def enqueue(delivery_id, at=None):
