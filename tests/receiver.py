@@ -105,7 +105,7 @@ def outgoing(settings):
     settings.POSTBACKS_DELAY_SCALE = 0.001
     settings.POSTBACKS_CLAIM_SECONDS = 30
     yield settings
-    if settings.REDIS_URL and settings.REDIS_URL == os.environ.get("REDIS_URL"):
+    if settings.REDIS_URL and os.environ.get("REDIS_URL") == settings.REDIS_URL:
         # Retries enqueue jobs on the shared test Redis; drop ours.
         from postbacks import queue
 
