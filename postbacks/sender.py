@@ -138,6 +138,10 @@ def send(req, timeout, delivery_id=None):
         while cause.__context__ is not None and isinstance(cause.__context__, BlockedAddress):
             cause = cause.__context__
         result.error_class, result.error = type(cause).__name__, str(cause)[:2000]
+    except (ValueError, UnicodeError, OSError) as e:
+        # A URL that cannot even be sent (bad host name, bad port) is a failed
+        # attempt like any other, not a crashed worker holding its claim.
+        result.error_class, result.error = type(e).__name__, str(e)[:2000]
     result.duration_ms = int((time.monotonic() - started) * 1000)
     return result
 
