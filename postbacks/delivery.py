@@ -229,12 +229,11 @@ def note_failure(pb, reason):
             log.warning("Disabled outgoing postback %s after %s failures", pb.pk, limit)
 
 
-def due_ids(limit=100):
-    return list(
-        Delivery.objects.filter(due_q())
-        .order_by("next_attempt")
-        .values_list("pk", flat=True)[:limit]
-    )
+def due_ids(limit=100, overdue=0):
+    """Deliveries due now (or due `overdue` seconds ago at the latest), oldest first."""
+    at = now() - datetime.timedelta(seconds=overdue)
+    rows = Delivery.objects.filter(due_q(at)).order_by("next_attempt")
+    return list(rows.values_list("pk", flat=True)[:limit])
 
 
 def process_due(limit=100):

@@ -1,5 +1,7 @@
 """RQ jobs. Thin: the work is in postbacks.delivery and postbacks.queue."""
 
+from django.conf import settings
+
 from postbacks import delivery, queue
 
 
@@ -10,6 +12,6 @@ def deliver(delivery_id):
 def sweep():
     """The periodic sweep: re-enqueue due deliveries, then schedule the next sweep."""
     try:
-        return queue.sweep()
+        return queue.sweep(grace=settings.POSTBACKS_SWEEP_INTERVAL)
     finally:
         queue.schedule_sweep()

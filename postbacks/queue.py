@@ -89,11 +89,16 @@ def schedule_sweep(q=None):
     return job
 
 
-def sweep(limit=10_000):
-    """Hand every due delivery that is not in flight to a sender. Returns how many."""
+def sweep(limit=10_000, grace=0):
+    """Hand every due delivery that is not in flight to a sender. Returns how many.
+
+    With `grace` seconds only deliveries overdue by that much are taken: the
+    periodic sweep leaves alone the ones whose job is simply waiting in the
+    queue, so a backlog does not fill Redis with copies.
+    """
     from postbacks.delivery import due_ids
 
-    ids = due_ids(limit)
+    ids = due_ids(limit, overdue=grace)
     if redis_mode():
         for pk in ids:
             enqueue(pk)

@@ -7,10 +7,12 @@ import shutil
 import socket
 import subprocess
 import time
+from datetime import timedelta
 
 import pytest
 import redis
 from django.core.management import call_command
+from django.utils import timezone
 from rq import SimpleWorker
 
 from postbacks import queue
@@ -129,3 +131,15 @@ def test_the_sweep_job_schedules_its_next_run_once(own_redis):
     ids = set(q.scheduled_job_registry.get_job_ids())
     assert len(ids) == 2 and first in ids
     assert q.connection.get(queue.SWEEP_KEY).decode() in ids - {first}
+
+
+def test_the_periodic_sweep_leaves_deliveries_that_are_only_just_due(
+    spot, lead, receiver, own_redis, settings
+):
+    settings.POSTBACKS_SWEEP_INTERVAL = 60
+    OutgoingPostback.objects.create(spot=spot, name="p", url=receiver.url + "/pb")
+    _, _, [d] = accept(lead, "reg")
+    assert queue.sweep(grace=60) == 0  # its own job is still waiting in the queue
+    Delivery.objects.filter(pk=d.pk).update(next_attempt=timezone.now() - timedelta(minutes=2))
+    assert queue.sweep(grace=60) == 1
+    assert queue.get_queue().count == 1
