@@ -113,3 +113,22 @@ def test_an_unknown_macro_is_a_form_error_naming_it(admin_client, spot):
     assert response.status_code == 200
     assert "Unknown macro {clickid}" in response.content.decode()
     assert not OutgoingPostback.objects.exists()
+
+
+def test_a_sixth_postback_on_the_spot_page_is_a_form_error(admin_client):
+    from tests.test_admin import spot_form
+
+    data = spot_form(**{"outgoing_postbacks-TOTAL_FORMS": "6"})
+    for n in range(6):
+        prefix = f"outgoing_postbacks-{n}"
+        data.update(
+            {
+                f"{prefix}-name": f"p{n}",
+                f"{prefix}-url": "https://a.example/",
+                f"{prefix}-method": "GET",
+            }
+        )
+    response = admin_client.post(reverse("admin:tracker_spot_add"), data)
+    assert response.status_code == 200
+    assert "at most 5 outgoing postbacks" in response.content.decode()
+    assert not OutgoingPostback.objects.exists()
