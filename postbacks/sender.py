@@ -125,8 +125,7 @@ def send(req, timeout, delivery_id=None):
             allow_redirects=False,
             stream=True,
         )
-        raw = resp.raw.read(settings.POSTBACKS_RESPONSE_CAP, decode_content=True)
-        resp.close()
+        raw = _read_capped(resp, settings.POSTBACKS_RESPONSE_CAP)
         result.status = resp.status_code
         result.header_map = dict(resp.headers)
         result.headers = "\n".join(f"{k}: {v}" for k, v in resp.headers.items())
@@ -144,6 +143,20 @@ def send(req, timeout, delivery_id=None):
         result.error_class, result.error = type(e).__name__, str(e)[:2000]
     result.duration_ms = int((time.monotonic() - started) * 1000)
     return result
+
+
+def _read_capped(resp, cap):
+    """Up to `cap` bytes of the body. A body read to its end frees the connection
+    for the next request; a longer one is cut and its connection dropped."""
+    body = b""
+    try:
+        for chunk in resp.iter_content(8192):
+            body += chunk
+            if len(body) > cap:
+                return body[:cap]
+    finally:
+        resp.close()
+    return body
 
 
 def _in(status, ranges):

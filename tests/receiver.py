@@ -20,6 +20,7 @@ class Received:
     headers: dict
     body: bytes
     at: float
+    client_port: int = 0
 
 
 @dataclass
@@ -61,7 +62,14 @@ def make_handler(receiver):
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             receiver.record(
-                Received(self.command, self.path, dict(self.headers), body, time.monotonic())
+                Received(
+                    self.command,
+                    self.path,
+                    dict(self.headers),
+                    body,
+                    time.monotonic(),
+                    self.client_address[1],
+                )
             )
             status, text, headers, delay = receiver.next_answer()
             if delay:
