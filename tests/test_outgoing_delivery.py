@@ -264,3 +264,38 @@ def test_a_long_response_is_stored_capped(spot, lead, receiver, settings):
     drain()
     attempt = DeliveryAttempt.objects.get()
     assert attempt.success and attempt.response_body == "x" * 100
+
+
+def test_a_host_name_that_resolves_to_loopback_is_refused(spot, lead, receiver, settings):
+    settings.POSTBACKS_ALLOWED_NETWORKS = []
+    OutgoingPostback.objects.create(spot=spot, name="p", url=f"http://localhost:{receiver.port}/pb")
+    accept(lead, "reg")
+    drain()
+    attempt = DeliveryAttempt.objects.get()
+    assert attempt.error_class == "BlockedAddress" and receiver.requests == []
+
+
+def test_the_retry_schedule_has_bounded_jitter(settings):
+    settings.POSTBACKS_DELAY_SCALE = 1
+    delays = {delivery_mod.retry_delay(1).total_seconds() for _ in range(50)}
+    assert all(48 <= d <= 72 for d in delays) and len(delays) > 1
+    assert 0.8 * 3600 <= delivery_mod.retry_delay(5).total_seconds() <= 1.2 * 3600
+    settings.POSTBACKS_RETRY_AFTER_MAX = 600
+    assert delivery_mod.retry_delay(1, retry_after=86400).total_seconds() == 600
+
+
+def test_retry_after_may_be_an_http_date():
+    later = timezone.now() + datetime.timedelta(seconds=120)
+    header = later.strftime("%a, %d %b %Y %H:%M:%S GMT")
+    assert 110 <= delivery_mod.parse_retry_after(header) <= 120
+    assert delivery_mod.parse_retry_after("soon") is None
+
+
+def test_pending_deliveries_of_a_disabled_postback_fail_and_can_be_resent(spot, lead, receiver):
+    pb = make_postback(spot, receiver)
+    accept(lead, "reg")
+    OutgoingPostback.objects.filter(pk=pb.pk).update(enabled=False, disabled_reason="by hand")
+    drain()
+    delivery = Delivery.objects.get()
+    assert delivery.status == Delivery.FAILED and "off" in delivery.last_error
+    assert receiver.requests == []
