@@ -24,7 +24,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from crm.macros import conversion_context
-from postbacks import pixels, render, sender
+from postbacks import pixels, queue, render, sender
 from postbacks.models import Delivery, DeliveryAttempt, OutgoingPostback
 
 log = logging.getLogger(__name__)
@@ -181,8 +181,6 @@ def retry_or_fail(delivery, result, reason):
         last_error=reason,
         updated=now(),
     )
-    from postbacks import queue
-
     queue.enqueue(delivery.pk, at)
     return Delivery.PENDING
 
@@ -207,8 +205,6 @@ def defer(delivery, at):
     Delivery.objects.filter(pk=delivery.pk).update(
         status=Delivery.PENDING, next_attempt=at, claimed_until=None, updated=now()
     )
-    from postbacks import queue
-
     queue.enqueue(delivery.pk, at)
     return Delivery.PENDING
 
@@ -251,8 +247,6 @@ def resend(queryset):
     Delivery.objects.filter(pk__in=ids).update(
         status=Delivery.PENDING, attempts=0, next_attempt=now(), claimed_until=None, updated=now()
     )
-    from postbacks import queue
-
     queue.enqueue_on_commit(ids)
     return ids
 

@@ -3,6 +3,7 @@
 from django.db import transaction
 from django.utils import timezone
 
+from postbacks import queue
 from postbacks.models import Delivery
 
 
@@ -57,8 +58,6 @@ def create_deliveries(conversion):
 
 
 def _enqueue_after_commit(deliveries):
-    from postbacks import queue
-
     for d in deliveries:
         at = d.next_attempt
         transaction.on_commit(lambda pk=d.pk, at=at: queue.enqueue(pk, at))
