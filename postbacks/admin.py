@@ -1,12 +1,19 @@
 from collections import Counter
 
+from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.forms.models import BaseInlineFormSet
 from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from crm.admin import CustomFieldInline
+from crm.models import Conversion
+from postbacks import delivery
 from postbacks.incoming import REPLAYABLE, replay
 from postbacks.models import Delivery, DeliveryAttempt, IncomingPostback, OutgoingPostback
 from tracker import admin as tracker_admin
@@ -14,8 +21,18 @@ from tracker.admin_utils import ReadOnlyAdmin, ReadOnlyInline
 from tracker.models import Spot
 
 
+class OutgoingPostbackFormSet(BaseInlineFormSet):
+    def clean(self):
+        super().clean()
+        kept = [f for f in self.forms if f.cleaned_data and not f.cleaned_data.get("DELETE")]
+        limit = settings.POSTBACKS_MAX_PER_SPOT
+        if len(kept) > limit:
+            raise ValidationError(f"A spot may have at most {limit} outgoing postbacks.")
+
+
 class OutgoingPostbackInline(admin.TabularInline):
     model = OutgoingPostback
+    formset = OutgoingPostbackFormSet
     fields = ["name", "url", "method", "enabled", "state"]
     readonly_fields = ["state"]
     extra = 0
@@ -173,6 +190,83 @@ class OutgoingPostbackAdmin(admin.ModelAdmin):
     search_fields = ["name", "url"]
     list_select_related = ["spot"]
     filter_horizontal = ["goals"]
+    readonly_fields = ["test_link", "consecutive_failures", "disabled_reason"]
+    fieldsets = [
+        (None, {"fields": ["spot", "name", "partner", "goals", "enabled", "test_link"]}),
+        (
+            "Request",
+            {
+                "fields": ["url", "method", "body_format", "body", "headers", "timeout"],
+                "description": "Macros: {click_id}, {cl_id}, {action}, {sum}, {currency}, "
+                "{tid}, {geo}, {user_id}, {username}, {name}, {player_id}, {manager}, {now}, "
+                "{advert__campaign_id} and the other {advert__...}, {params__X}, {fields__X}.",
+            },
+        ),
+        ("When to send", {"fields": ["first_event_only", "reengagement_window", "all_users"]}),
+        ("Pace", {"fields": ["min_delay", "max_rps"]}),
+        (
+            "Responses",
+            {"fields": ["success_status", "success_text", "error_status", "error_text"]},
+        ),
+        ("Health", {"fields": ["consecutive_failures", "disabled_reason"]}),
+    ]
+
+    @admin.display(description="Test")
+    def test_link(self, obj):
+        if not obj.pk:
+            return "Preview and test send once the postback is saved."
+        url = reverse("admin:postbacks_outgoingpostback_test", args=[obj.pk])
+        return format_html('<a class="button" href="{}">Preview and test send</a>', url)
+
+    def save_model(self, request, obj, form, change):
+        if obj.enabled and obj.disabled_reason:
+            # Switched back on by hand: start counting failures afresh.
+            obj.disabled_reason, obj.consecutive_failures = "", 0
+        super().save_model(request, obj, form, change)
+
+    def get_urls(self):
+        urls = [
+            path(
+                "<int:pk>/test/",
+                self.admin_site.admin_view(self.test_view),
+                name="postbacks_outgoingpostback_test",
+            )
+        ]
+        return urls + super().get_urls()
+
+    def test_view(self, request, pk):
+        postback = get_object_or_404(OutgoingPostback.objects.select_related("spot"), pk=pk)
+        if not self.has_view_permission(request, postback):
+            raise PermissionDenied
+        conversions = Conversion.objects.filter(spot=postback.spot).select_related(
+            "client", "goal"
+        )[:50]
+        chosen = None
+        conv_id = request.POST.get("conversion") or request.GET.get("conversion")
+        if conv_id:
+            chosen = Conversion.objects.filter(spot=postback.spot, pk=conv_id).first()
+        req, attempt, error = None, None, ""
+        try:
+            req = delivery.preview(postback, chosen)
+        except Exception as e:  # a template the admin cannot render is shown, not raised
+            error = f"Cannot build the request: {e}"
+        if request.method == "POST" and req is not None:
+            if not self.has_change_permission(request, postback):
+                raise PermissionDenied
+            attempt = delivery.test_send(postback, chosen, user=request.user)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Preview and test send: {postback}",
+            "postback": postback,
+            "conversions": conversions,
+            "chosen": chosen,
+            "req": req,
+            "attempt": attempt,
+            "error": error,
+            "recent_tests": postback.test_attempts.order_by("-created")[:10],
+        }
+        return TemplateResponse(request, "admin/postbacks/test_send.html", context)
 
 
 admin.site.register(OutgoingPostback, OutgoingPostbackAdmin)
@@ -183,15 +277,27 @@ class DeliveryAttemptInline(ReadOnlyInline):
     fields = [
         "number",
         "created",
-        "method",
-        "url",
-        "response_status",
+        "success",
+        "request_sent",
+        "response_got",
         "duration_ms",
         "error_class",
-        "success",
+        "error",
     ]
     readonly_fields = fields
     show_change_link = False
+
+    @admin.display(description="Request")
+    def request_sent(self, obj):
+        text = f"{obj.method} {obj.url}\n{obj.request_headers}\n\n{obj.request_body}"
+        return format_html('<pre style="white-space:pre-wrap;max-width:40em">{}</pre>', text)
+
+    @admin.display(description="Response")
+    def response_got(self, obj):
+        if obj.response_status is None:
+            return "(no response)"
+        text = f"{obj.response_status}\n{obj.response_headers}\n\n{obj.response_body}"
+        return format_html('<pre style="white-space:pre-wrap;max-width:40em">{}</pre>', text)
 
 
 @admin.register(Delivery)
@@ -201,7 +307,54 @@ class DeliveryAdmin(ReadOnlyAdmin):
     search_fields = ["=id", "=conversion__client__click_id"]
     list_select_related = ["spot", "postback", "pixel", "external_goal", "conversion__goal"]
     inlines = [DeliveryAttemptInline]
+    actions = ["resend_selected"]
+    change_list_template = "admin/postbacks/delivery_change_list.html"
+    date_hierarchy = "created"
 
     @admin.display(description="Target")
     def target(self, obj):
         return obj.target_name
+
+    @admin.action(description="Resend selected deliveries (same delivery id)")
+    def resend_selected(self, request, queryset):
+        ids = delivery.resend(queryset)
+        self.message_user(request, f"Resending {len(ids)} deliveries.")
+
+    def get_urls(self):
+        urls = [
+            path(
+                "resend-failed/",
+                self.admin_site.admin_view(self.resend_failed_view),
+                name="postbacks_delivery_resend_failed",
+            )
+        ]
+        return urls + super().get_urls()
+
+    def resend_failed_view(self, request):
+        form = ResendFailedForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            since, until = form.cleaned_data["since"], form.cleaned_data["until"]
+            failed = Delivery.objects.filter(
+                status=Delivery.FAILED, created__date__gte=since, created__date__lte=until
+            )
+            ids = delivery.resend(failed)
+            messages.success(request, f"Resending {len(ids)} failed deliveries.")
+            return redirect("admin:postbacks_delivery_changelist")
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Resend failed deliveries in a date range",
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/postbacks/resend_failed.html", context)
+
+
+class ResendFailedForm(forms.Form):
+    since = forms.DateField(help_text="YYYY-MM-DD")
+    until = forms.DateField(help_text="YYYY-MM-DD, inclusive")
+
+    def clean(self):
+        data = super().clean()
+        if data.get("since") and data.get("until") and data["until"] < data["since"]:
+            raise forms.ValidationError("The end date comes before the start date.")
+        return data

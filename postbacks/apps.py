@@ -1,6 +1,38 @@
+import os
+import sys
+
 from django.apps import AppConfig
+
+
+def _serving():
+    """True in a process that serves web requests (and is not runserver's reloader parent)."""
+    argv = sys.argv
+    if "gunicorn" in os.path.basename(argv[0]):
+        return True
+    command = argv[1] if len(argv) > 1 else ""
+    if command == "quickstart" and "--no-serve" not in argv:
+        return True
+    if command == "runserver":
+        # With the autoreloader, only the child (RUN_MAIN=true) serves.
+        return "--noreload" in argv or os.environ.get("RUN_MAIN") == "true"
+    return False
 
 
 class PostbacksConfig(AppConfig):
     name = "postbacks"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from django.conf import settings
+
+        command = sys.argv[1] if len(sys.argv) > 1 else ""
+        if settings.REDIS_URL:
+            if command == "rqworker":
+                from postbacks import queue
+
+                queue.ensure_sweep_scheduled()
+        elif _serving():
+            # Embedded mode: this process sends the postbacks itself.
+            from postbacks import embedded
+
+            embedded.start()

@@ -1,21 +1,71 @@
 """Which deliveries an accepted conversion makes (called in its transaction)."""
 
+from django.db import transaction
+from django.utils import timezone
+
+from postbacks import queue
 from postbacks.models import Delivery
+
+
+def skip_reason(postback, conversion):
+    """Why the options of 000/004 keep this postback from sending, or ''."""
+    client = conversion.client
+    if not postback.all_users and not client.attributed:
+        return "The client did not come from an ad (send for all users is off)."
+    if postback.first_event_only:
+        earlier = client.conversions.filter(goal_id=conversion.goal_id).exclude(pk=conversion.pk)
+        if earlier.filter(created__lte=conversion.created).exists():
+            return "Not the client's first event of this goal (first event only)."
+    window = postback.reengagement_window
+    if window is not None and conversion.created - client.created > window:
+        return "The event came after the re-engagement window."
+    return ""
 
 
 def create_deliveries(conversion):
     """Write the conversion's Delivery rows: its spot's outgoing postbacks for
     the goal, the goal's external postback and the spot's pixels that have an
-    event name for the goal. Call inside the conversion's transaction."""
+    event name for the goal. Call inside the conversion's transaction; they
+    are enqueued once it commits."""
     goal, spot = conversion.goal, conversion.spot
+    now = timezone.now()
     rows = []
     for postback in spot.outgoing_postbacks.filter(enabled=True).prefetch_related("goals"):
         goals = list(postback.goals.all())
-        if not goals or goal in goals:
-            rows.append(Delivery(conversion=conversion, spot=spot, postback=postback))
+        if goals and goal not in goals:
+            continue
+        reason = skip_reason(postback, conversion)
+        rows.append(
+            Delivery(
+                conversion=conversion,
+                spot=spot,
+                postback=postback,
+                status=Delivery.SKIPPED if reason else Delivery.PENDING,
+                last_error=reason,
+                next_attempt=now + postback.min_delay if postback.min_delay else now,
+            )
+        )
     if goal.external_postback.strip():
-        rows.append(Delivery(conversion=conversion, spot=spot, external_goal=goal))
+        rows.append(
+            Delivery(conversion=conversion, spot=spot, external_goal=goal, next_attempt=now)
+        )
     for pixel in spot.pixels.filter(enabled=True):
         if getattr(goal, f"{pixel.network}_event"):
-            rows.append(Delivery(conversion=conversion, spot=spot, pixel=pixel))
-    return Delivery.objects.bulk_create(rows)
+            rows.append(Delivery(conversion=conversion, spot=spot, pixel=pixel, next_attempt=now))
+    created = Delivery.objects.bulk_create(rows)
+    _enqueue_after_commit([d for d in created if d.status == Delivery.PENDING])
+    return created
+
+
+def _enqueue_after_commit(deliveries):
+    for d in deliveries:
+        at = d.next_attempt
+        transaction.on_commit(lambda pk=d.pk, at=at: queue.enqueue(pk, at))
+
+
+def accept(client, event, **kwargs):
+    """Record a conversion and its deliveries in one transaction (what the endpoint does)."""
+    with transaction.atomic():
+        conversion, outcome = client.record_conversion(event, **kwargs)
+        deliveries = create_deliveries(conversion) if outcome == "created" else []
+    return conversion, outcome, deliveries

@@ -144,6 +144,12 @@ class OutgoingPostback(models.Model):
     )
     timeout = models.FloatField(default=10.0, help_text="Seconds to wait for the answer.")
 
+    next_slot = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="Earliest time the next request may start under max requests per second.",
+    )
     consecutive_failures = models.PositiveIntegerField(default=0, editable=False)
     disabled_reason = models.CharField(max_length=500, blank=True, editable=False)
     created = models.DateTimeField(auto_now_add=True)
@@ -153,6 +159,12 @@ class OutgoingPostback(models.Model):
 
     def __str__(self):
         return self.name
+
+    def clean(self):
+        super().clean()
+        from postbacks.validation import clean_outgoing
+
+        clean_outgoing(self)
 
 
 class Delivery(models.Model):
@@ -233,7 +245,18 @@ class Delivery(models.Model):
 class DeliveryAttempt(models.Model):
     """One request sent for a delivery, exactly as sent, with what came back."""
 
-    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_log")
+    # Empty for an admin test send, which belongs to no delivery.
+    delivery = models.ForeignKey(
+        Delivery, on_delete=models.CASCADE, null=True, blank=True, related_name="attempt_log"
+    )
+    postback = models.ForeignKey(
+        OutgoingPostback,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="test_attempts",
+        help_text="Set on test sends.",
+    )
     number = models.PositiveIntegerField()
     test = models.BooleanField(default=False, help_text="A test send from the admin.")
     method = models.CharField(max_length=10)
@@ -254,6 +277,10 @@ class DeliveryAttempt(models.Model):
 
     class Meta:
         ordering = ["delivery", "number"]
+        indexes = [
+            # The test sends of one postback, newest first, in its admin page.
+            models.Index(fields=["postback", "created"], name="attempt_postback_created"),
+        ]
 
     def __str__(self):
         return f"#{self.number} {self.method} {self.response_status or self.error_class}"

@@ -3,7 +3,7 @@ import pytest
 from crm.models import Client
 from tracker.models import Spot
 
-pytest_plugins = ["tests.browser"]
+pytest_plugins = ["tests.browser", "tests.receiver"]
 
 
 @pytest.fixture

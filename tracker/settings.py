@@ -158,3 +158,36 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# Outgoing postbacks (postbacks/delivery.py, sender.py).
+# At most this many outgoing postbacks per spot (seed 000 says 5).
+POSTBACKS_MAX_PER_SPOT = env.int("POSTBACKS_MAX_PER_SPOT", default=5)
+# Attempts before a delivery is failed (the first send included).
+POSTBACKS_MAX_ATTEMPTS = env.int("POSTBACKS_MAX_ATTEMPTS", default=10)
+# Multiplies every retry delay; tests set it small so retries take milliseconds.
+POSTBACKS_DELAY_SCALE = env.float("POSTBACKS_DELAY_SCALE", default=1.0)
+# A receiver's Retry-After is honoured up to this many seconds.
+POSTBACKS_RETRY_AFTER_MAX = env.int("POSTBACKS_RETRY_AFTER_MAX", default=3600)
+# After this many failed attempts in a row a postback is disabled (0: never).
+POSTBACKS_DISABLE_AFTER = env.int("POSTBACKS_DISABLE_AFTER", default=50)
+# A worker's claim on a delivery lasts this long; a killed worker's claim expires.
+POSTBACKS_CLAIM_SECONDS = env.float("POSTBACKS_CLAIM_SECONDS", default=120.0)
+# The sweep re-enqueues due deliveries this often (seconds).
+POSTBACKS_SWEEP_INTERVAL = env.int("POSTBACKS_SWEEP_INTERVAL", default=60)
+# The embedded delivery loop (no REDIS_URL) looks for due deliveries this often.
+POSTBACKS_EMBEDDED_POLL = env.float("POSTBACKS_EMBEDDED_POLL", default=1.0)
+POSTBACKS_CONNECT_TIMEOUT = env.float("POSTBACKS_CONNECT_TIMEOUT", default=5.0)
+POSTBACKS_RESPONSE_CAP = env.int("POSTBACKS_RESPONSE_CAP", default=10_000)
+POSTBACKS_ID_HEADER = "X-Delivery-Id"
+POSTBACKS_USER_AGENT = "postback-tracker/0.1"
+# Targets in private, loopback, link-local, multicast or reserved networks are
+# refused unless allowed here (all of them, or a comma separated list of CIDRs).
+POSTBACKS_ALLOW_PRIVATE_NETWORKS = env.bool("POSTBACKS_ALLOW_PRIVATE_NETWORKS", default=False)
+POSTBACKS_ALLOWED_NETWORKS = env.list("POSTBACKS_ALLOWED_NETWORKS", default=[])
+# Base URLs of the ad networks' APIs.
+POSTBACKS_PIXEL_URLS = {
+    "facebook": env.str("FACEBOOK_API_URL", default="https://graph.facebook.com"),
+    "tiktok": env.str("TIKTOK_API_URL", default="https://business-api.tiktok.com"),
+    "google": env.str("GA4_API_URL", default="https://www.google-analytics.com"),
+    "yandex": env.str("YANDEX_API_URL", default="https://api-metrika.yandex.net"),
+}

@@ -1,0 +1,292 @@
+"""Delivering one Delivery: claim, build, send, log, then retry or finish.
+
+Design constraints, in the order they shaped the code:
+
+1. The database is the truth. A job in Redis only says "look at this delivery
+   now"; losing it (Redis down, worker killed) delays a postback, never loses
+   it, because the sweep re-enqueues every due delivery that is not in flight.
+2. Several workers may get the same delivery id. Only the one whose UPDATE
+   of the pending row changes one row sends it; the claim lasts
+   POSTBACKS_CLAIM_SECONDS, so a worker killed mid-send frees it by expiry.
+3. Every request is logged as a DeliveryAttempt with the exact bytes sent.
+4. A rate-limited postback defers the delivery to its next free slot; a
+   deferral is not an attempt and never fails a delivery.
+"""
+
+import datetime
+import email.utils
+import logging
+import random
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from crm.macros import conversion_context
+from postbacks import pixels, queue, render, sender
+from postbacks.models import Delivery, DeliveryAttempt, OutgoingPostback
+
+log = logging.getLogger(__name__)
+
+# Seconds to wait after the n-th failed attempt (index n-1), before jitter:
+# a minute, 5 and 15 minutes, then hours; about a day and a half in all before
+# the tenth attempt gives up (POSTBACKS_MAX_ATTEMPTS). The last delay repeats
+# when more attempts are allowed.
+RETRY_DELAYS = (60, 300, 900, 1800, 3600, 2 * 3600, 4 * 3600, 8 * 3600, 16 * 3600)
+# Each delay is stretched or shrunk by up to this fraction, so deliveries that
+# failed together (a receiver outage) do not all come back in the same second.
+JITTER = 0.2
+
+
+def now():
+    return timezone.now()
+
+
+def scaled(seconds):
+    return datetime.timedelta(seconds=seconds * settings.POSTBACKS_DELAY_SCALE)
+
+
+def retry_delay(attempts, retry_after=None):
+    """How long to wait after `attempts` failed attempts."""
+    base = RETRY_DELAYS[min(attempts, len(RETRY_DELAYS)) - 1]
+    delay = scaled(base * random.uniform(1 - JITTER, 1 + JITTER))
+    if retry_after is not None:
+        # The receiver's own wish wins over our schedule, within bounds.
+        # At least a second, so "Retry-After: 0" cannot make a busy loop.
+        delay = scaled(max(1, min(retry_after, settings.POSTBACKS_RETRY_AFTER_MAX)))
+    return delay
+
+
+def parse_retry_after(value):
+    """Seconds from a Retry-After header (seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return int(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0, int((when - now()).total_seconds()))
+
+
+def due_q(at=None):
+    """Deliveries a worker may take now: pending and due, or a claim that expired."""
+    at = at or now()
+    pending = Q(status=Delivery.PENDING) & (Q(next_attempt__isnull=True) | Q(next_attempt__lte=at))
+    abandoned = Q(status=Delivery.SENDING, claimed_until__lt=at)
+    return pending | abandoned
+
+
+def claim(delivery_id):
+    """Take the delivery for this worker; True when this call got it."""
+    at = now()
+    lease = datetime.timedelta(seconds=settings.POSTBACKS_CLAIM_SECONDS)
+    with transaction.atomic():
+        changed = Delivery.objects.filter(due_q(at), pk=delivery_id).update(
+            status=Delivery.SENDING, claimed_until=at + lease
+        )
+    return changed == 1
+
+
+def build_request(delivery):
+    """The exact request of a delivery, from its target's configuration."""
+    conversion = delivery.conversion
+    if delivery.postback_id:
+        pb = delivery.postback
+        return render.build(pb, conversion_context(conversion, attributed=not pb.all_users))
+    if delivery.pixel_id:
+        return pixels.build(delivery.pixel, conversion, delivery.pk)
+    if delivery.external_goal_id:
+        ctx = conversion_context(conversion)
+        return render.build_plain_url(delivery.external_goal.external_postback, ctx)
+    raise LookupError("The target of this delivery was deleted.")
+
+
+def deliver(delivery_id):
+    """Claim and send one delivery. Returns its status afterwards, or None if not ours."""
+    if not claim(delivery_id):
+        return None
+    delivery = Delivery.objects.select_related(
+        "conversion__client__spot", "conversion__goal", "postback", "pixel", "external_goal"
+    ).get(pk=delivery_id)
+    pb = delivery.postback
+    if pb is not None and not pb.enabled:
+        return finish(delivery, Delivery.FAILED, f"The postback is off: {pb.disabled_reason}")
+    try:
+        req = build_request(delivery)
+    except Exception as e:  # a broken template must not kill the worker
+        log.exception("Cannot build delivery %s", delivery_id)
+        return finish(delivery, Delivery.FAILED, f"Cannot build the request: {e}")
+    if pb is not None and pb.max_rps:
+        slot = reserve_slot(pb)
+        if slot is not None:
+            return defer(delivery, slot)
+    timeout = pb.timeout if pb is not None else 10.0
+    result = sender.send(req, timeout, delivery_id=delivery.pk)
+    ok, reason = sender.judge(result, pb)
+    record_attempt(delivery, req, result, ok, reason)
+    if ok:
+        if pb is not None and pb.consecutive_failures:
+            OutgoingPostback.objects.filter(pk=pb.pk).update(consecutive_failures=0)
+        return finish(delivery, Delivery.SUCCESS, "", attempts=delivery.attempts + 1)
+    if pb is not None:
+        note_failure(pb, reason)
+    return retry_or_fail(delivery, result, reason)
+
+
+def record_attempt(delivery, req, result, ok, reason, test_of=None, user=None):
+    return DeliveryAttempt.objects.create(
+        delivery=delivery,
+        postback=test_of,
+        number=(delivery.attempt_log.count() + 1) if delivery else 1,
+        test=test_of is not None,
+        method=req.method,
+        url=req.url,
+        request_headers=req.headers_text(),
+        request_body=req.body_text(),
+        response_status=result.status,
+        response_headers=result.headers,
+        response_body=result.body,
+        duration_ms=result.duration_ms,
+        error_class=result.error_class,
+        error=result.error or reason,
+        success=ok,
+        sent_by=user,
+    )
+
+
+def finish(delivery, status, error, attempts=None):
+    fields = {"status": status, "claimed_until": None, "last_error": error, "next_attempt": None}
+    if attempts is not None:
+        fields["attempts"] = attempts
+    Delivery.objects.filter(pk=delivery.pk).update(updated=now(), **fields)
+    return status
+
+
+def retry_or_fail(delivery, result, reason):
+    attempts = delivery.attempts + 1
+    if result.error_class == "BlockedAddress" or attempts >= settings.POSTBACKS_MAX_ATTEMPTS:
+        # A refused address will be refused again: retrying only delays the news.
+        return finish(delivery, Delivery.FAILED, reason, attempts=attempts)
+    retry_after = parse_retry_after((result.header_map or {}).get("Retry-After"))
+    at = now() + retry_delay(attempts, retry_after)
+    Delivery.objects.filter(pk=delivery.pk).update(
+        status=Delivery.PENDING,
+        attempts=attempts,
+        next_attempt=at,
+        claimed_until=None,
+        last_error=reason,
+        updated=now(),
+    )
+    queue.enqueue(delivery.pk, at)
+    return Delivery.PENDING
+
+
+def reserve_slot(pb):
+    """Take the postback's next request slot now, or return when the next one is free.
+
+    Slots are 1/max_rps apart; the row lock (IMMEDIATE transactions on SQLite)
+    makes two workers take two different slots.
+    """
+    interval = datetime.timedelta(seconds=1 / pb.max_rps)
+    with transaction.atomic():
+        row = OutgoingPostback.objects.select_for_update().only("next_slot").get(pk=pb.pk)
+        at = now()
+        if row.next_slot and row.next_slot > at:
+            return row.next_slot
+        OutgoingPostback.objects.filter(pk=pb.pk).update(next_slot=at + interval)
+    return None
+
+
+def defer(delivery, at):
+    Delivery.objects.filter(pk=delivery.pk).update(
+        status=Delivery.PENDING, next_attempt=at, claimed_until=None, updated=now()
+    )
+    queue.enqueue(delivery.pk, at)
+    return Delivery.PENDING
+
+
+def note_failure(pb, reason):
+    OutgoingPostback.objects.filter(pk=pb.pk).update(
+        consecutive_failures=F("consecutive_failures") + 1
+    )
+    limit = settings.POSTBACKS_DISABLE_AFTER
+    if limit:
+        disabled = OutgoingPostback.objects.filter(
+            pk=pb.pk, enabled=True, consecutive_failures__gte=limit
+        ).update(
+            enabled=False,
+            disabled_reason=f"{limit} failed attempts in a row, the last: {reason}"[:500],
+        )
+        if disabled:
+            log.warning("Disabled outgoing postback %s after %s failures", pb.pk, limit)
+
+
+def due_ids(limit=100, overdue=0):
+    """Deliveries due now (or due `overdue` seconds ago at the latest), oldest first."""
+    at = now() - datetime.timedelta(seconds=overdue)
+    rows = Delivery.objects.filter(due_q(at)).order_by("next_attempt")
+    return list(rows.values_list("pk", flat=True)[:limit])
+
+
+def process_due(limit=100):
+    """Send every due delivery in this process (the embedded loop's step). Returns how many."""
+    sent = 0
+    for pk in due_ids(limit):
+        if deliver(pk) is not None:
+            sent += 1
+    return sent
+
+
+def resend(queryset):
+    """Send these deliveries again (same id): back to pending, due now, a fresh count."""
+    ids = list(queryset.exclude(status=Delivery.SENDING).values_list("pk", flat=True))
+    Delivery.objects.filter(pk__in=ids).update(
+        status=Delivery.PENDING, attempts=0, next_attempt=now(), claimed_until=None, updated=now()
+    )
+    queue.enqueue_on_commit(ids)
+    return ids
+
+
+SAMPLE = {
+    "click_id": "0123456789abcdef0123456789abcdef",
+    "cl_id": "tracker-click-1",
+    "action": "dep",
+    "goal": "First deposit",
+    "sum": "100.00",
+    "currency": "USD",
+    "tid": "sample-tid-1",
+    "status": "approved",
+    "geo": "DE",
+    "user_id": "123456789",
+    "username": "sample_user",
+    "name": "Sample Client",
+    "player_id": "player-1",
+    "manager": "manager",
+    "conversion_id": "0",
+    "advert__campaign_id": "campaign-1",
+    "advert__pixel": "pixel-1",
+}
+
+
+def context_for(postback, conversion=None):
+    """The macros of `conversion` as `postback` sees them, or a sample's."""
+    if conversion is None:
+        ctx = dict(SAMPLE, spot=postback.spot.name, now=str(int(now().timestamp())))
+        return ctx
+    return conversion_context(conversion, attributed=not postback.all_users)
+
+
+def preview(postback, conversion=None):
+    return render.build(postback, context_for(postback, conversion))
+
+
+def test_send(postback, conversion=None, user=None):
+    """Send the postback once, log it, never retry. Returns the attempt."""
+    req = preview(postback, conversion)
+    result = sender.send(req, postback.timeout)
+    ok, reason = sender.judge(result, postback)
+    return record_attempt(None, req, result, ok, reason, test_of=postback, user=user)

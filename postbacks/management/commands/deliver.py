@@ -1,0 +1,24 @@
+import contextlib
+
+from django.core.management.base import BaseCommand
+
+from postbacks import embedded
+from postbacks.delivery import process_due
+
+
+class Command(BaseCommand):
+    help = "Send due postbacks in this process, without Redis (the embedded loop)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--once", action="store_true", help="Send what is due, then exit.")
+
+    def handle(self, *args, **options):
+        if options["once"]:
+            total = 0
+            while sent := process_due():
+                total += sent
+            self.stdout.write(f"Sent {total} deliveries.")
+            return
+        self.stdout.write("Delivering postbacks (Ctrl-C stops).")
+        with contextlib.suppress(KeyboardInterrupt):
+            embedded.run_forever()

@@ -1,0 +1,128 @@
+"""Building the exact HTTP request of a delivery from its templates.
+
+Every macro value is escaped for where it lands: percent-encoded in the URL,
+form-encoded in a form body, JSON-escaped in JSON, XML-escaped in XML and
+made latin-1 safe (no CR/LF) in headers. Rendering is one pass, so a value
+that contains "{x}" is never expanded again.
+"""
+
+import json
+import re
+from dataclasses import dataclass, field
+from urllib.parse import quote, quote_plus
+from xml.sax.saxutils import escape as xml_escape
+
+from crm.macros import render
+
+CONTENT_TYPES = {
+    "form": "application/x-www-form-urlencoded",
+    "json": "application/json",
+    "xml": "application/xml",
+}
+INLINE_RE = re.compile(r"\|(POST|JSON)\|")
+
+
+@dataclass
+class Request:
+    method: str
+    url: str
+    headers: dict = field(default_factory=dict)
+    body: bytes = b""
+
+    def headers_text(self):
+        return "\n".join(f"{k}: {v}" for k, v in self.headers.items())
+
+    def body_text(self):
+        return self.body.decode("utf-8", errors="replace")
+
+
+def url_escape(value):
+    return quote(str(value), safe="")
+
+
+def form_escape(value):
+    return quote_plus(str(value), safe="")
+
+
+def json_escape(value):
+    return json.dumps(str(value), ensure_ascii=False)[1:-1]
+
+
+def xml_value_escape(value):
+    return xml_escape(str(value), {'"': "&quot;", "'": "&apos;"})
+
+
+def header_escape(value):
+    # A header value is one latin-1 line: a CR/LF would start a new header.
+    text = re.sub(r"[\r\n]+", " ", str(value))
+    return text.encode("latin-1", errors="replace").decode("latin-1")
+
+
+BODY_ESCAPES = {"form": form_escape, "json": json_escape, "xml": xml_value_escape}
+
+
+def split_inline(template):
+    """'URL|POST|body' -> (url, 'POST', 'form', body); 'URL|JSON|body' -> json."""
+    match = INLINE_RE.search(template)
+    if not match:
+        return template.strip(), None, None, None
+    url, body = template[: match.start()], template[match.end() :]
+    fmt = "form" if match.group(1) == "POST" else "json"
+    return url.strip(), "POST", fmt, body
+
+
+def parse_headers(text):
+    """'Name: value' lines -> [(name, value template)]; raises ValueError."""
+    result = []
+    for n, line in enumerate((text or "").splitlines(), 1):
+        if not line.strip():
+            continue
+        name, sep, value = line.partition(":")
+        name = name.strip()
+        if not sep or not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", name):
+            raise ValueError(f"Header line {n}: write 'Name: value', got {line.strip()!r}.")
+        result.append((name, value.strip()))
+    return result
+
+
+def parse_statuses(text):
+    """'200, 201-204' -> [(200, 200), (201, 204)]; raises ValueError."""
+    ranges = []
+    for part in re.split(r"[\s,;]+", (text or "").strip()):
+        if not part:
+            continue
+        m = re.fullmatch(r"(\d{3})(?:-(\d{3}))?", part)
+        if not m:
+            raise ValueError(f"{part!r} is not a status code or a range like 200-299.")
+        low = int(m[1])
+        ranges.append((low, int(m[2] or low)))
+    return ranges
+
+
+def build(postback, ctx):
+    """The request `postback` makes for the macro context `ctx`."""
+    url_t, method, fmt, body_t = split_inline(postback.url)
+    if method is None:
+        method, fmt, body_t = postback.method, postback.body_format, postback.body
+        if method == "GET":
+            fmt, body_t = "none", ""
+    url = render(url_t, ctx, url_escape)
+    body = ""
+    headers = {}
+    if fmt in BODY_ESCAPES:
+        body = render(body_t, ctx, BODY_ESCAPES[fmt])
+        headers["Content-Type"] = CONTENT_TYPES[fmt] + "; charset=utf-8"
+    for name, value in parse_headers(postback.headers):
+        headers[name] = render(value, ctx, header_escape)
+    return Request(method=method, url=url, headers=headers, body=body.encode("utf-8"))
+
+
+def build_plain_url(template, ctx):
+    """A goal's external postback: a URL template, or URL|POST|body / URL|JSON|body."""
+    url_t, method, fmt, body_t = split_inline(template)
+    url = render(url_t, ctx, url_escape)
+    if method is None:
+        return Request(method="GET", url=url)
+    body = render(body_t, ctx, BODY_ESCAPES[fmt])
+    headers = {"Content-Type": CONTENT_TYPES[fmt] + "; charset=utf-8"}
+    return Request(method=method, url=url, headers=headers, body=body.encode("utf-8"))
