@@ -21,7 +21,7 @@ def split_params(pairs):
     fields, params = {}, {}
     for name, value in pairs:
         if name.startswith("advert__") and name[len("advert__") :] in ADVERT_KEYS:
-            key = f"advert_{name[len('advert__'):]}"
+            key = f"advert_{name[len('advert__') :]}"
             fields[key] = _limit(key, value)
         elif name in ("cl_id", "geo"):
             fields[name] = _limit(name, value.upper() if name == "geo" else value)

@@ -187,7 +187,9 @@ def rebuild_spot(spot_id):
         .order_by()
     )
     for r in leads:
-        rows.append(DailyStat(basis=CLICK, goal_pk=0, count=r["n"], amount=ZERO, **_key(r, spot_id)))
+        rows.append(
+            DailyStat(basis=CLICK, goal_pk=0, count=r["n"], amount=ZERO, **_key(r, spot_id))
+        )
     counted = Conversion.objects.filter(spot_id=spot_id).exclude(status=STATUS_REJECTED)
     for basis, moment in ((CONVERSION, "created"), (CLICK, "client__created")):
         grouped = (
@@ -218,4 +220,10 @@ def rebuild_spot(spot_id):
 
 
 def _key(r, spot_id):
-    return {"spot_id": spot_id, "day": r["d"], "campaign": r["c"] or "", "geo": r["geo"] or "", "manager_pk": r["m"]}
+    return {
+        "spot_id": spot_id,
+        "day": r["d"],
+        "campaign": r["c"] or "",
+        "geo": r["geo"] or "",
+        "manager_pk": r["m"],
+    }

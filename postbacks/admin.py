@@ -58,6 +58,13 @@ class OutgoingPostbackAdmin(admin.ModelAdmin):
     list_select_related = ["spot"]
     filter_horizontal = ["goals"]
 
+    def get_readonly_fields(self, request, obj=None):
+        # A partner preset fixed this URL: the partner accepts no other.
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.locked:
+            fields += ["url", "method", "body_format", "body"]
+        return fields
+
 
 admin.site.register(OutgoingPostback, OutgoingPostbackAdmin)
 
@@ -89,3 +96,6 @@ class DeliveryAdmin(ReadOnlyAdmin):
     @admin.display(description="Target")
     def target(self, obj):
         return obj.target_name
+
+
+from postbacks import admin_client  # noqa: E402,F401  (re-registers the client card)

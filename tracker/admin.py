@@ -300,9 +300,7 @@ class PresetForm(forms.Form):
         data = super().clean()
         preset = data.get("preset")
         if preset and preset.data.get("outgoing") and not data.get("outgoing_base"):
-            self.add_error(
-                "outgoing_base", preset.data["outgoing"].get("base_prompt", "Required.")
-            )
+            self.add_error("outgoing_base", preset.data["outgoing"].get("base_prompt", "Required."))
         param = data.get("click_id_param", "")
         if param and not re.fullmatch(r"[A-Za-z0-9_.\[\]-]{1,64}", param):
             self.add_error("click_id_param", "Letters, digits, '_', '.', '-' only.")

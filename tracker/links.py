@@ -25,7 +25,7 @@ def unknown_link_macros(template):
     """Double-brace names in `template` that are not ours, braced, each once."""
     seen = []
     for name in LINK_MACRO_RE.findall(template or ""):
-        braced = "{{%s}}" % name
+        braced = "{{" + name + "}}"
         if not is_link_macro(name) and braced not in seen:
             seen.append(braced)
     return seen

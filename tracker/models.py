@@ -341,7 +341,7 @@ class Partner(CallerRules):
 
     @property
     def clickid_macro(self):
-        return self.click_id_macro or "{%s}" % self.click_id_param
+        return self.click_id_macro or "{" + self.click_id_param + "}"
 
 
 class PartnerPostback(models.Model):

@@ -60,7 +60,7 @@ def apply_preset(preset, spot, click_id_param="", registration_url="", outgoing_
     param = click_id_param.strip() or data["click_id_param"]
     macro = data.get("click_id_macro", "")
     if click_id_param.strip() and param != data["click_id_param"]:
-        macro = "{%s}" % param  # a chosen parameter comes back under its own name
+        macro = "{" + param + "}"  # a chosen parameter comes back under its own name
     with transaction.atomic():
         partner = Partner.objects.create(
             spot=spot,
