@@ -33,6 +33,7 @@ class Progress:
         self.stream.flush()
 
     def finish(self):
-        self._draw()
+        if self.done < self.total or not self._last:
+            self._draw()
         self.stream.write("\n")
         self.stream.flush()

@@ -18,6 +18,8 @@ class Command(BaseCommand):
             presets = load_presets(options["dir"])
         except (ValueError, json.JSONDecodeError, OSError) as e:
             raise CommandError(f"Could not load the presets: {e}") from e
+        if options["verbosity"] < 1:
+            return
         for preset in presets:
             self.stdout.write(f"  {preset.slug}: {preset.name}")
         self.stdout.write(self.style.SUCCESS(f"{len(presets)} partner preset(s) loaded."))
