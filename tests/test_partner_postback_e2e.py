@@ -50,7 +50,9 @@ def test_preset_deposit_urls_record_dep_then_redep_with_amounts(client, one_win,
     repeat = one_win.postbacks.get(name="Recurring Deposit").incoming_url()
     values = {"sub4": lead.click_id, "amount": "50.5", "currency": "EUR", "user_id": "777"}
     assert call(client, fill(first, {**values, "event_id": "e1"})).status_code == 200
-    assert call(client, fill(repeat, {**values, "amount": "20", "event_id": "e2"})).status_code == 200
+    assert (
+        call(client, fill(repeat, {**values, "amount": "20", "event_id": "e2"})).status_code == 200
+    )
     rows = list(Conversion.objects.filter(client=lead).order_by("id"))
     assert [(c.goal.token, c.amount, c.currency, c.tid) for c in rows] == [
         ("dep", Decimal("50.50"), "EUR", "e1"),
