@@ -11,7 +11,6 @@ from crm import report
 from crm.models import Client, Conversion, DailyStat
 
 
-
 def rollup():
     """{(basis, day, goal_pk, campaign, geo, manager): (count, amount)} without zero rows."""
     return {

@@ -80,7 +80,7 @@ class Command(BaseCommand):
         now = timezone.now()
         conversions = 0
         for n in range(count):
-            created = now - datetime.timedelta(days=rnd.randint(0, 13), hours=rnd.randint(0, 20))
+            created = now - datetime.timedelta(days=rnd.randint(0, 12), hours=rnd.randint(0, 20))
             client = Client.objects.create(
                 spot=spot,
                 name=rnd.choice(NAMES),
