@@ -119,7 +119,7 @@ class ClientAdmin(BigTableAdmin):
         latest = obj.messages.select_related("author").order_by("-created", "-id")[:THREAD_SIZE]
         messages = list(reversed(latest))
         if not messages:
-            return format_html('<div class="chat-thread empty">No messages yet.</div>')
+            return format_html('<div class="chat-thread empty">{}</div>', "No messages yet.")
         bubbles = format_html_join(
             "",
             '<div class="chat-msg chat-{}" style="max-width:70%;margin:4px 0;padding:6px 10px;'

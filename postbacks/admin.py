@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin
 from django.utils.html import format_html
 
@@ -8,8 +9,17 @@ from tracker.admin_utils import ReadOnlyAdmin, ReadOnlyInline
 from tracker.models import Spot
 
 
+class LockedUrlForm(forms.ModelForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # A partner preset fixed this URL: the partner accepts no other.
+        if self.instance.pk and self.instance.locked and "url" in self.fields:
+            self.fields["url"].disabled = True
+
+
 class OutgoingPostbackInline(admin.TabularInline):
     model = OutgoingPostback
+    form = LockedUrlForm
     fields = ["name", "url", "method", "enabled", "state"]
     readonly_fields = ["state"]
     extra = 0

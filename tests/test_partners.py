@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
@@ -138,3 +140,13 @@ def test_a_preset_that_sends_to_your_tracker_asks_for_its_address(admin_client, 
 def test_the_partner_list_offers_the_preset_form(admin_client, db):
     page = admin_client.get("/admin/tracker/partner/").content.decode()
     assert "/admin/tracker/partner/from-preset/" in page
+
+
+def test_the_spot_page_does_not_let_a_locked_url_be_changed(admin_client, spot, presets):
+    apply_preset(presets["keitaro"], spot, outgoing_base="https://k.example.com/abc")
+    postback = OutgoingPostback.objects.get()
+    html = admin_client.get(f"/admin/tracker/spot/{spot.pk}/change/").content.decode()
+    [tag] = re.findall(r'<textarea[^>]*name="outgoing_postbacks-0-url"[^>]*>', html)
+    assert " disabled" in tag
+    postback.refresh_from_db()
+    assert postback.url.startswith("https://k.example.com/abc/postback")
