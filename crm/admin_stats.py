@@ -5,6 +5,7 @@ import datetime
 
 from django import forms
 from django.contrib import admin
+from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
@@ -13,6 +14,8 @@ from django.utils import timezone
 from crm import charts, report
 from crm.models import DailyStat
 from tracker.models import Spot
+
+PAGE_SIZE = 200
 
 
 class StatsFilter(forms.Form):
@@ -77,16 +80,22 @@ class StatisticsAdmin(admin.ModelAdmin):
             return self.admin_site.login(request)
         form, f = read_filter(request)
         rep = report.build(f["date_from"], f["date_to"], f["basis"], f["dimension"], f["spot"])
+        # A page of rows: a year by campaign is tens of thousands; the CSV has them all.
+        page = Paginator(rep.rows, PAGE_SIZE).get_page(request.GET.get("p"))
+        others = request.GET.copy()
+        others.pop("p", None)
         context = {
             **self.admin_site.each_context(request),
             "title": "Statistics",
             "opts": self.model._meta,
             "form": form,
             "header": report.header(rep),
-            "rows": [report.cells(rep, row) for row in rep.rows],
+            "rows": [report.cells(rep, row) for row in page],
+            "page": page,
+            "page_query": others.urlencode(),
             "total": report.cells(rep, rep.total),
             "chart": charts.line_chart(rep.days, report.series(rep)),
-            "query": request.GET.urlencode(),
+            "query": others.urlencode(),
         }
         return TemplateResponse(request, "admin/crm/statistics.html", context)
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
-from django.db.models import Sum
+from django.db.models import Q, Sum
 
 from crm.models import DailyStat
 from tracker.models import Goal, Spot
@@ -68,52 +68,48 @@ class Report:
 
 
 def build(date_from, date_to, basis, dimension, spot=None):
+    """The report of the page; one grouped query, pivoted per goal token in SQL."""
     spots = Spot.objects.all() if spot is None else Spot.objects.filter(pk=spot.pk)
     spot_names = dict(spots.values_list("pk", "name"))
-    goals = {g.pk: g for g in Goal.objects.filter(spot__in=spot_names).order_by("order", "pk")}
+    goals = list(Goal.objects.filter(spot__in=spot_names).order_by("order", "pk"))
+    by_token = defaultdict(list)
+    for g in goals:
+        by_token[g.token].append(g.pk)
     dim = DIM_COLUMN[dimension]
-    base = DailyStat.objects.filter(day__gte=date_from, day__lte=date_to, spot__in=spot_names)
-    leads = (
-        base.filter(basis=DailyStat.CLICK, goal_pk=0)
+    # Leads are counted on their click day whatever the basis; goals on the basis chosen.
+    wanted = Q(basis=DailyStat.CLICK, goal_pk=0) | Q(basis=basis, goal_pk__gt=0)
+    aggregates = {"leads": Sum("count", filter=Q(goal_pk=0))}
+    for k, pks in enumerate(by_token.values()):
+        in_goal = Q(basis=basis, goal_pk__in=pks)
+        aggregates[f"n{k}"] = Sum("count", filter=in_goal)
+        aggregates[f"s{k}"] = Sum("amount", filter=in_goal)
+    grouped = (
+        DailyStat.objects.filter(wanted, day__gte=date_from, day__lte=date_to)
+        .filter(spot__in=spot_names)
         .values("day", "spot_id", dim)
-        .annotate(n=Sum("count"))
-        .order_by()
-    )
-    events = (
-        base.filter(basis=basis, goal_pk__gt=0)
-        .values("day", "spot_id", dim, "goal_pk")
-        .annotate(n=Sum("count"), s=Sum("amount"))
+        .annotate(**aggregates)
+        .values_list("day", "spot_id", dim, *aggregates)
         .order_by()
     )
     labels = dim_labels(dimension)
-    rows = {}
-
-    def row_for(r):
-        key = (r["day"], r["spot_id"], r[dim])
-        if key not in rows:
-            rows[key] = Row(r["day"], spot_names.get(r["spot_id"], "?"), labels(r[dim]))
-        return rows[key]
-
-    for r in leads:
-        row_for(r).leads += r["n"] or 0
-    for r in events:
-        goal = goals.get(r["goal_pk"])
-        if goal is None:
-            continue
-        row = row_for(r)
-        row.counts[goal.token] += r["n"] or 0
-        row.sums[goal.token] += r["s"] or 0
-    ordered = sorted(rows.values(), key=lambda x: (-x.day.toordinal(), x.spot, x.dim))
+    tokens = list(by_token)
     total = Row(None, "Total", "")
-    for row in ordered:
+    rows = []
+    for day, spot_id, value, leads, *numbers in grouped:
+        row = Row(day, spot_names.get(spot_id, "?"), labels(value), leads or 0)
+        for k, token in enumerate(tokens):
+            n, amount = numbers[2 * k], numbers[2 * k + 1]
+            if n:
+                row.counts[token] = n
+                row.sums[token] = amount or Decimal(0)
+                total.counts[token] += n
+                total.sums[token] += amount or Decimal(0)
         total.leads += row.leads
-        for token, n in row.counts.items():
-            total.counts[token] += n
-        for token, s in row.sums.items():
-            total.sums[token] += s
+        rows.append(row)
+    rows.sort(key=lambda x: (-x.day.toordinal(), x.spot, x.dim))
     return Report(
-        columns=goal_columns(goals.values()),
-        rows=ordered,
+        columns=goal_columns(goals),
+        rows=rows,
         total=total,
         days=[date_from + datetime.timedelta(d) for d in range((date_to - date_from).days + 1)],
         dimension=dimension,

@@ -7,7 +7,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from crm import report
+from crm import admin_stats, report
 from crm.models import Client, Conversion, DailyStat
 
 
@@ -190,3 +190,15 @@ def test_the_chart_renders_in_a_browser(admin_page, live_server, spot):
     assert box["width"] > 300 and box["height"] > 100
     assert admin_page.locator("svg#stats-chart polyline.series").count() >= 2
     assert admin_page.locator("#stats-table tbody td", has_text="c9").count() == 1
+
+
+def test_long_reports_are_paged_and_the_csv_has_every_row(admin_client, spot, monkeypatch):
+    for n in range(5):
+        Client.objects.create(spot=spot, advert_campaign_id=f"c{n}")
+    monkeypatch.setattr(admin_stats, "PAGE_SIZE", 2)
+    first = admin_client.get("/admin/crm/dailystat/?dimension=campaign").content.decode()
+    third = admin_client.get("/admin/crm/dailystat/?dimension=campaign&p=3").content.decode()
+    assert "rows 1–2 of 5" in first and "<td>c0</td>" in first and "<td>c2</td>" not in first
+    assert "rows 5–5 of 5" in third and "<td>c4</td>" in third
+    csv_rows = admin_client.get("/admin/crm/dailystat/csv/?dimension=campaign").content.decode()
+    assert len(csv_rows.strip().splitlines()) == 1 + 5 + 1
