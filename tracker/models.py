@@ -325,7 +325,7 @@ class Partner(CallerRules):
         max_length=64,
         blank=True,
         help_text="The partner's macro that gives our click id back in its postbacks, "
-        "e.g. {sub4}. Empty: {<click-id parameter>}.",
+        "e.g. {sub4}. Empty: the click-id parameter in braces.",
     )
     preset = models.CharField(max_length=64, blank=True, editable=False)
     created = models.DateTimeField(auto_now_add=True)
@@ -380,7 +380,7 @@ class PartnerPostback(models.Model):
     fields = models.TextField(
         "field mappings",
         blank=True,
-        help_text="One 'fields.<key>={partner macro}' per line, e.g. fields.user_id={user_id}.",
+        help_text="One 'fields.KEY={partner macro}' per line, e.g. fields.user_id={user_id}.",
     )
     order = models.PositiveSmallIntegerField(default=10)
 

@@ -37,7 +37,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='partner',
             name='click_id_macro',
-            field=models.CharField(blank=True, help_text="The partner's macro that gives our click id back in its postbacks, e.g. {sub4}. Empty: {<click-id parameter>}.", max_length=64, verbose_name='click-id macro'),
+            field=models.CharField(blank=True, help_text="The partner's macro that gives our click id back in its postbacks, e.g. {sub4}. Empty: the click-id parameter in braces.", max_length=64, verbose_name='click-id macro'),
         ),
         # Existing spots each get their own key before the column becomes unique.
         migrations.AddField(
@@ -61,7 +61,7 @@ class Migration(migrations.Migration):
                 ('currency', models.CharField(blank=True, help_text='A currency macro ({currency}) or a code (usd).', max_length=100)),
                 ('tid', models.CharField(blank=True, help_text="The partner's transaction macro, e.g. {transaction_id}.", max_length=100, verbose_name='transaction id')),
                 ('status', models.CharField(blank=True, help_text="The partner's status macro, e.g. {status}; its words are mapped by the partner's status map.", max_length=100)),
-                ('fields', models.TextField(blank=True, help_text="One 'fields.<key>={partner macro}' per line, e.g. fields.user_id={user_id}.", verbose_name='field mappings')),
+                ('fields', models.TextField(blank=True, help_text="One 'fields.KEY={partner macro}' per line, e.g. fields.user_id={user_id}.", verbose_name='field mappings')),
                 ('order', models.PositiveSmallIntegerField(default=10)),
                 ('partner', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='postbacks', to='tracker.partner')),
             ],
