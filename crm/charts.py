@@ -8,7 +8,8 @@ WIDTH, HEIGHT, PAD_L, PAD_R, PAD_T, PAD_B = 900, 260, 48, 16, 16, 36
 
 def line_chart(days, series):
     """`series` is [(label, [value per day])]; returns safe SVG markup."""
-    top = max([1, *(v for _, values in series for v in values)])
+    highest = max([1, *(v for _, values in series for v in values)])
+    top = -(-highest // 4) * 4  # a multiple of 4: the five grid lines get whole numbers
     n = max(len(days), 1)
     plot_w, plot_h = WIDTH - PAD_L - PAD_R, HEIGHT - PAD_T - PAD_B
 
@@ -30,7 +31,7 @@ def line_chart(days, series):
                 f"{y(top * k / 4):.1f}",
                 PAD_L - 6,
                 f"{y(top * k / 4) + 4:.1f}",
-                round(top * k / 4),
+                top * k // 4,
             )
             for k in range(5)
         ),

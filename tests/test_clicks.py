@@ -3,7 +3,7 @@ import json
 import pytest
 
 from crm.models import Client
-from tracker.models import Spot
+from tracker.models import RegistrationLink, Spot
 
 
 @pytest.fixture
@@ -87,6 +87,14 @@ def test_a_bot_registers_a_client_once_per_user_id(client, spot):
     assert (lead.user_id, lead.username, lead.name, lead.geo) == (4242, "ann_tg", "Ann", "BR")
     assert (lead.advert_campaign_id, lead.advert_pixel) == ("c1", "p9")
     assert lead.params == {"start": "promo"}
+
+
+def test_the_bot_gets_the_clients_registration_links(client, spot):
+    RegistrationLink.objects.create(
+        spot=spot, name="Signup", base_url="https://p.example/r?c={{tracker.clickid}}"
+    )
+    answer = post_client(client, spot, {"user_id": 7}).json()
+    assert answer["links"] == {"Signup": f"https://p.example/r?c={answer['click_id']}"}
 
 
 def test_the_same_user_id_on_another_spot_is_another_client(client, spot):
