@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 from django.core.management import call_command
 
 from postbacks.models import OutgoingPostback
-from tracker.models import Partner, PartnerPostback, PartnerPreset, RegistrationLink
+from tracker.models import Partner, PartnerPostback, PartnerPreset, RegistrationLink, Spot
 from tracker.presets import apply_preset, load_presets, preset_files
 
 
@@ -150,3 +150,22 @@ def test_the_spot_page_does_not_let_a_locked_url_be_changed(admin_client, spot, 
     assert " disabled" in tag
     postback.refresh_from_db()
     assert postback.url.startswith("https://k.example.com/abc/postback")
+
+
+@pytest.mark.browser
+def test_a_team_picks_a_preset_in_the_browser_and_copies_ready_urls(admin_page, live_server):
+    spot = Spot.objects.create(name="Bot", slug="bot")
+    load_presets()
+    admin_page.goto(f"{live_server.url}/admin/tracker/partner/")
+    admin_page.click("text=Add partner from preset")
+    admin_page.select_option("#id_preset", label="1win Partners")
+    admin_page.select_option("#id_spot", label="Bot")
+    admin_page.fill("#id_registration_url", "https://1w.example/r?p=1")
+    admin_page.click("#preset-form input[type=submit]")
+    admin_page.wait_for_selector(".messagelist")
+    urls = admin_page.locator(".field-ready_url .copyable input").evaluate_all(
+        "els => els.map(e => e.value)"
+    )
+    base = f"{live_server.url}/api/postbacks/{spot.postback_token}/tracker-postback"
+    assert len(urls) == 3
+    assert urls[0].startswith(f"{base}?partner=1win&clickid={{sub4}}&tracker.event=registration")
