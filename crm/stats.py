@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
-from django.db.models.signals import post_delete, post_init, post_save
+from django.db.models.signals import post_delete, post_init, post_save, pre_save
 from django.utils import timezone
 
 from crm.models import Client, Conversion, DailyStat
@@ -121,13 +121,55 @@ def remember_conversion(sender, instance, **kwargs):
     instance._stat_state = conversion_state(instance)
 
 
+CLIENT_FIELDS = ["spot_id", "created", "advert_campaign_id", "geo", "manager_id"]
+CONVERSION_FIELDS = ["spot_id", "goal_id", "status", "amount", "created"]
+
+
+def stored_state(model, pk, names, state_of):
+    """The state of the row as stored, for an instance loaded with deferred fields."""
+    row = model.objects.filter(pk=pk).values(*names).first()
+    return None if row is None else state_of(model(**row))
+
+
+def full_client_state(client):
+    state = client_state(client)
+    if state[1] is None and client.pk:
+        state = stored_state(Client, client.pk, CLIENT_FIELDS, client_state) or state
+    return state
+
+
+def full_conversion_state(conversion):
+    state = conversion_state(conversion)
+    if state[4] is None and conversion.pk:
+        state = (
+            stored_state(Conversion, conversion.pk, CONVERSION_FIELDS, conversion_state) or state
+        )
+    return state
+
+
+def complete_client_state(sender, instance, raw=False, **kwargs):
+    state = getattr(instance, "_stat_state", None)
+    if not raw and instance.pk and not instance._state.adding and (not state or not state[1]):
+        instance._stat_state = stored_state(Client, instance.pk, CLIENT_FIELDS, client_state)
+
+
+def complete_conversion_state(sender, instance, raw=False, **kwargs):
+    state = getattr(instance, "_stat_state", None)
+    if not raw and instance.pk and not instance._state.adding and (not state or not state[4]):
+        instance._stat_state = stored_state(
+            Conversion, instance.pk, CONVERSION_FIELDS, conversion_state
+        )
+
+
 def client_saved(sender, instance, created, raw=False, **kwargs):
     if raw:
         return
-    old, new = getattr(instance, "_stat_state", None), client_state(instance)
+    old, new = getattr(instance, "_stat_state", None), full_client_state(instance)
     with transaction.atomic():
-        if created or old is None or old[1] is None:
+        if created:
             apply([], lead_rows(new))
+        elif old is None:
+            return  # a row that vanished meanwhile: nothing to move
         elif old != new:
             # Attribution or manager changed: move the lead and its conversions.
             minus, plus = lead_rows(old), lead_rows(new)
@@ -146,8 +188,8 @@ def client_deleted(sender, instance, **kwargs):
 def conversion_saved(sender, instance, created, raw=False, **kwargs):
     if raw:
         return
-    old, new = getattr(instance, "_stat_state", None), conversion_state(instance)
-    cstate = client_state(instance.client)
+    old, new = getattr(instance, "_stat_state", None), full_conversion_state(instance)
+    cstate = full_client_state(instance.client)
     with transaction.atomic():
         minus = [] if created or old is None else conversion_rows(old, cstate)
         apply(minus, conversion_rows(new, cstate))
@@ -162,6 +204,9 @@ def conversion_deleted(sender, instance, **kwargs):
 def connect():
     post_init.connect(remember_client, sender=Client, dispatch_uid="stats_client_init")
     post_init.connect(remember_conversion, sender=Conversion, dispatch_uid="stats_conv_init")
+    # Instances loaded with deferred fields: read what is stored before it changes.
+    pre_save.connect(complete_client_state, sender=Client, dispatch_uid="stats_client_pre")
+    pre_save.connect(complete_conversion_state, sender=Conversion, dispatch_uid="stats_conv_pre")
     post_save.connect(client_saved, sender=Client, dispatch_uid="stats_client_saved")
     post_save.connect(conversion_saved, sender=Conversion, dispatch_uid="stats_conv_saved")
     post_delete.connect(client_deleted, sender=Client, dispatch_uid="stats_client_deleted")

@@ -202,3 +202,20 @@ def test_long_reports_are_paged_and_the_csv_has_every_row(admin_client, spot, mo
     assert "rows 5–5 of 5" in third and "<td>c4</td>" in third
     csv_rows = admin_client.get("/admin/crm/dailystat/csv/?dimension=campaign").content.decode()
     assert len(csv_rows.strip().splitlines()) == 1 + 5 + 1
+
+
+def test_saving_rows_loaded_with_deferred_fields_keeps_the_statistics(spot, lead, admin_user):
+    lead.record_conversion("sale", Decimal("40"), "USD", "t1")
+    kept = rollup()
+    partial = Client.objects.only("id", "name").get(pk=lead.pk)
+    partial.name = "Renamed"
+    partial.save(update_fields=["name"])
+    conversion = Conversion.objects.only("id", "tid").get()
+    conversion.tid = "t1b"
+    conversion.save(update_fields=["tid"])
+    assert rollup() == kept
+    moved = Client.objects.only("id").get(pk=lead.pk)
+    moved.manager = admin_user
+    moved.save(update_fields=["manager"])
+    assert {k[5] for k in rollup()} == {admin_user.pk}
+    assert sum(v[0] for v in rollup().values()) == sum(v[0] for v in kept.values())
