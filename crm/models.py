@@ -303,3 +303,40 @@ class Conversion(models.Model):
             setattr(self, name, value)
         self.save(update_fields=[*changes, "updated"])
         return "updated"
+
+
+class DailyStat(models.Model):
+    """The statistics rollup: counts and sums per day, spot, goal and dimension.
+
+    Kept in step with conversions and clients by crm.stats (signals), rebuilt
+    by `manage.py rebuild_stats`. The statistics page reads only this table,
+    so a page costs the same at ten million conversions as at ten.
+    """
+
+    CONVERSION, CLICK = "conversion", "click"
+    BASES = [(CONVERSION, "Conversion date"), (CLICK, "Click date")]
+
+    basis = models.CharField(max_length=10, choices=BASES)
+    day = models.DateField()
+    spot = models.ForeignKey(Spot, on_delete=models.CASCADE, related_name="+")
+    # Plain ids, 0 for none: they are part of the unique key, where NULLs would not match.
+    goal_pk = models.BigIntegerField(default=0, help_text="0: the leads row.")
+    campaign = models.CharField(max_length=200, blank=True)
+    geo = models.CharField(max_length=10, blank=True)
+    manager_pk = models.BigIntegerField(default=0)
+    count = models.BigIntegerField(default=0)
+    amount = models.DecimalField(max_digits=20, decimal_places=2, default=0)
+
+    class Meta:
+        verbose_name = "statistics"
+        verbose_name_plural = "statistics"
+        constraints = [
+            # One row per key; also the index of the page's query (basis, day range).
+            models.UniqueConstraint(
+                fields=["basis", "day", "spot", "goal_pk", "campaign", "geo", "manager_pk"],
+                name="daily_stat_key",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.day} {self.spot_id} {self.goal_pk}: {self.count}"

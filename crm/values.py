@@ -27,10 +27,11 @@ def parse_decimal(text):
 
 def parse_amount(text):
     """A money amount rounded to cents; raises ValueError when not a number or too big."""
-    value = parse_decimal(text).quantize(CENT, rounding=ROUND_HALF_UP)
+    value = parse_decimal(text)
+    # Check before rounding: quantize() of a 30-digit number overflows the context.
     if abs(value) > MAX_AMOUNT:
         raise ValueError(f"{text!r} is too large an amount")
-    return value
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def parse_currency(text):

@@ -30,9 +30,18 @@ class OutgoingPostbackFormSet(BaseInlineFormSet):
             raise ValidationError(f"A spot may have at most {limit} outgoing postbacks.")
 
 
+class LockedUrlForm(forms.ModelForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # A partner preset fixed this URL: the partner accepts no other.
+        if self.instance.pk and self.instance.locked and "url" in self.fields:
+            self.fields["url"].disabled = True
+
+
 class OutgoingPostbackInline(admin.TabularInline):
     model = OutgoingPostback
     formset = OutgoingPostbackFormSet
+    form = LockedUrlForm
     fields = ["name", "url", "method", "enabled", "state"]
     readonly_fields = ["state"]
     extra = 0
@@ -268,6 +277,13 @@ class OutgoingPostbackAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/postbacks/test_send.html", context)
 
+    def get_readonly_fields(self, request, obj=None):
+        # A partner preset fixed this URL: the partner accepts no other.
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.locked:
+            fields += ["url", "method", "body_format", "body"]
+        return fields
+
 
 admin.site.register(OutgoingPostback, OutgoingPostbackAdmin)
 
@@ -358,3 +374,6 @@ class ResendFailedForm(forms.Form):
         if data.get("since") and data.get("until") and data["until"] < data["since"]:
             raise forms.ValidationError("The end date comes before the start date.")
         return data
+
+
+from postbacks import admin_client  # noqa: E402,F401  (re-registers the client card)

@@ -23,6 +23,11 @@ class PostbacksConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        from postbacks.presets import create_locked_outgoing
+        from tracker.presets import preset_applied
+
+        preset_applied.connect(create_locked_outgoing, dispatch_uid="preset_locked_outgoing")
+
         from django.conf import settings
 
         command = sys.argv[1] if len(sys.argv) > 1 else ""

@@ -39,7 +39,7 @@ def test_the_client_card_shows_conversions_fields_and_system_messages(admin_page
         "#custom_values-group tr.has_original td.field-value textarea"
     ).evaluate_all("els => els.map(e => e.value)")
     assert sorted(values) == ["150.50", "4242"]
-    messages = admin_page.locator("#messages-group").inner_text()
+    messages = admin_page.locator(".chat-thread").inner_text()
     assert "First deposit 150.50 USD" in messages
     assert "Repeat deposit 30.00 (ev-77)" in messages
 

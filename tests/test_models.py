@@ -127,3 +127,10 @@ def test_a_client_registers_once(lead):
     reg, _ = lead.record_conversion("registration")
     again, outcome = lead.record_conversion("reg")
     assert (again.pk, outcome) == (reg.pk, "duplicate")
+
+
+def test_an_amount_of_thirty_digits_is_refused_not_crashed():
+    from crm.values import parse_amount
+
+    with pytest.raises(ValueError, match="too large"):
+        parse_amount("1" * 30)

@@ -5,17 +5,29 @@ the upper layers too (custom fields, outgoing postbacks), which this layer
 may not import.
 """
 
+import re
 import threading
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from tracker.admin_utils import copyable
-from tracker.models import Goal, Partner, Pixel, Spot
+from tracker.models import (
+    Goal,
+    Partner,
+    PartnerPostback,
+    PartnerPreset,
+    Pixel,
+    RegistrationLink,
+    Spot,
+)
+from tracker.presets import apply_preset
 
 # The request being rendered, per thread (runserver serves requests in threads).
 _current = threading.local()
@@ -46,7 +58,7 @@ class SpotAdmin(admin.ModelAdmin):
     list_filter = ["crm_enabled", "currency"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
-    readonly_fields = ["incoming_postback_url", "postback_token", "created"]
+    readonly_fields = ["incoming_postback_url", "postback_token", "bot_api_key", "created"]
     actions = ["regenerate_tokens"]
     inlines = [GoalInline, PixelInline, PartnerInline]
     fieldsets = [
@@ -63,6 +75,14 @@ class SpotAdmin(admin.ModelAdmin):
         (
             "Callers",
             {"fields": ["allowed_ips", "status_map", "plain_answer"], "classes": ["collapse"]},
+        ),
+        (
+            "Clicks and bots",
+            {
+                "fields": ["bot_api_key"],
+                "description": "Links send leads to /go/&lt;slug&gt;; bots register clients "
+                "with POST /api/clients and this key in the X-Api-Key header.",
+            },
         ),
         (None, {"fields": ["created"]}),
     ]
@@ -91,6 +111,19 @@ class SpotAdmin(admin.ModelAdmin):
             regenerate,
         )
 
+    @admin.display(description="API key")
+    def bot_api_key(self, obj):
+        if not obj.pk:
+            return "Shown once the spot is saved."
+        regenerate = reverse("admin:tracker_spot_regenerate_api_key", args=[obj.pk])
+        return format_html(
+            '{}<p><button type="submit" class="button" name="_regenerate_key" '
+            'formaction="{}" onclick="return confirm(\'Bots using the old key will be '
+            "refused. Regenerate?')\">Regenerate API key</button></p>",
+            copyable(obj.api_key, size=50),
+            regenerate,
+        )
+
     def get_form(self, request, obj=None, change=False, **kwargs):
         # The URL field needs the request's host; admin display functions get only obj.
         _current.request = request
@@ -102,9 +135,23 @@ class SpotAdmin(admin.ModelAdmin):
                 "<int:pk>/regenerate-token/",
                 self.admin_site.admin_view(require_POST(self.regenerate_token_view)),
                 name="tracker_spot_regenerate_token",
-            )
+            ),
+            path(
+                "<int:pk>/regenerate-api-key/",
+                self.admin_site.admin_view(require_POST(self.regenerate_api_key_view)),
+                name="tracker_spot_regenerate_api_key",
+            ),
         ]
         return urls + super().get_urls()
+
+    def regenerate_api_key_view(self, request, pk):
+        spot = get_object_or_404(Spot, pk=pk)
+        if not self.has_change_permission(request, spot):
+            messages.error(request, "You may not change this spot.")
+        else:
+            spot.regenerate_api_key()
+            messages.success(request, f"New API key for {spot}. Give it to your bots.")
+        return redirect("admin:tracker_spot_change", spot.pk)
 
     def regenerate_token_view(self, request, pk):
         spot = get_object_or_404(Spot, pk=pk)
@@ -142,6 +189,25 @@ class GoalAdmin(admin.ModelAdmin):
     ]
 
 
+class PartnerPostbackInline(admin.StackedInline):
+    model = PartnerPostback
+    fields = [
+        "ready_url",
+        ("name", "event", "order"),
+        ("amount", "currency", "tid", "status"),
+        "fields",
+    ]
+    readonly_fields = ["ready_url"]
+    extra = 0
+    verbose_name = "postback configuration"
+
+    @admin.display(description="Paste into the partner")
+    def ready_url(self, obj):
+        if not obj.pk:
+            return "Shown once saved."
+        return copyable(obj.incoming_url(getattr(_current, "request", None)), size=140)
+
+
 @admin.register(Partner)
 class PartnerAdmin(admin.ModelAdmin):
     list_display = ["name", "spot", "slug", "click_id_param", "preset"]
@@ -150,3 +216,126 @@ class PartnerAdmin(admin.ModelAdmin):
     list_select_related = ["spot"]
     prepopulated_fields = {"slug": ["name"]}
     readonly_fields = ["preset", "created"]
+    inlines = [PartnerPostbackInline]
+    change_list_template = "admin/tracker/partner/change_list.html"
+    fieldsets = [
+        (None, {"fields": ["spot", "name", "slug", "click_id_param", "click_id_macro"]}),
+        (
+            "Callers",
+            {
+                "fields": ["status_map", "allowed_ips", "plain_answer"],
+                "description": "Applied when the postback URL carries partner=&lt;slug&gt;.",
+            },
+        ),
+        (None, {"fields": ["preset", "created"]}),
+    ]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        _current.request = request
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.from_preset_view)
+        return [
+            path("from-preset/", view, name="tracker_partner_from_preset"),
+            *super().get_urls(),
+        ]
+
+    def from_preset_view(self, request):
+        if not self.has_add_permission(request):
+            messages.error(request, "You may not add partners.")
+            return redirect("admin:tracker_partner_changelist")
+        form = PresetForm(request.POST or None, initial={"preset": request.GET.get("preset")})
+        if request.method == "POST" and form.is_valid():
+            d = form.cleaned_data
+            partner = apply_preset(
+                d["preset"],
+                d["spot"],
+                click_id_param=d["click_id_param"],
+                registration_url=d["registration_url"],
+                outgoing_base=d["outgoing_base"],
+            )
+            messages.success(
+                request,
+                f"{partner} is set up: paste its postback URLs below into the partner.",
+            )
+            return redirect("admin:tracker_partner_change", partner.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Add a partner from a preset",
+            "form": form,
+            "presets": PartnerPreset.objects.all(),
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/tracker/partner/from_preset.html", context)
+
+
+class PresetForm(forms.Form):
+    preset = forms.ModelChoiceField(
+        PartnerPreset.objects.all(),
+        empty_label=None,
+        help_text="No presets? Run: python manage.py load_presets",
+    )
+    spot = forms.ModelChoiceField(Spot.objects.all(), empty_label=None)
+    click_id_param = forms.CharField(
+        label="Click-id parameter",
+        required=False,
+        max_length=64,
+        help_text="The partner's parameter for our click id; empty: the preset's.",
+    )
+    registration_url = forms.URLField(
+        label="Registration link",
+        required=False,
+        max_length=2000,
+        help_text="The signup link the partner gave you; we add the click id to it.",
+    )
+    outgoing_base = forms.URLField(
+        label="Your tracker's postback address",
+        required=False,
+        max_length=500,
+        help_text="Only for presets that send events to your tracker (e.g. Keitaro).",
+    )
+
+    def clean(self):
+        data = super().clean()
+        preset = data.get("preset")
+        if preset and preset.data.get("outgoing") and not data.get("outgoing_base"):
+            self.add_error("outgoing_base", preset.data["outgoing"].get("base_prompt", "Required."))
+        param = data.get("click_id_param", "")
+        if param and not re.fullmatch(r"[A-Za-z0-9_.\[\]-]{1,64}", param):
+            self.add_error("click_id_param", "Letters, digits, '_', '.', '-' only.")
+        return data
+
+
+@admin.register(PartnerPreset)
+class PartnerPresetAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "click_id_param", "use_it"]
+    readonly_fields = ["slug", "name", "description", "data", "updated"]
+
+    def has_add_permission(self, request):
+        return False  # presets come from tracker/presets/*.json (manage.py load_presets)
+
+    @admin.display(description="Click-id parameter")
+    def click_id_param(self, obj):
+        return obj.data.get("click_id_param", "")
+
+    @admin.display(description="")
+    def use_it(self, obj):
+        url = reverse("admin:tracker_partner_from_preset") + f"?preset={obj.pk}"
+        return format_html('<a class="button" href="{}">Add this partner</a>', url)
+
+
+@admin.register(RegistrationLink)
+class RegistrationLinkAdmin(admin.ModelAdmin):
+    list_display = ["name", "spot", "partner", "final_link"]
+    list_filter = ["spot", "partner"]
+    search_fields = ["name", "base_url"]
+    list_select_related = ["spot", "partner"]
+    fields = ["spot", "partner", "name", "base_url", "final_link"]
+    readonly_fields = ["final_link"]
+
+    @admin.display(description="Final URL with parameters")
+    def final_link(self, obj):
+        if not obj.pk:
+            return "Shown once saved."
+        return copyable(obj.final_url, size=100)

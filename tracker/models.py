@@ -2,6 +2,7 @@
 
 import ipaddress
 import re
+import secrets
 import uuid
 
 from django.conf import settings
@@ -10,6 +11,7 @@ from django.core.validators import RegexValidator
 from django.db import models, transaction
 from django.urls import reverse
 
+from tracker import links
 from tracker.macros import validate_macros
 
 TOKEN_RE = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
@@ -60,6 +62,11 @@ def parse_status_map(text):
             )
         result[word] = status
     return result
+
+
+def new_api_key():
+    # 256 random bits: the key a bot sends to register clients on a spot.
+    return secrets.token_urlsafe(32)
 
 
 class CallerRules(models.Model):
@@ -134,6 +141,14 @@ class Spot(CallerRules):
         blank=True,
         help_text="Where /go/<slug> sends a new lead; {{tracker.clickid}} is replaced.",
     )
+    api_key = models.CharField(
+        "API key",
+        max_length=64,
+        unique=True,
+        default=new_api_key,
+        editable=False,
+        help_text="Bots send it in the X-Api-Key header of POST /api/clients.",
+    )
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -169,6 +184,10 @@ class Spot(CallerRules):
     def regenerate_token(self):
         self.postback_token = uuid.uuid4()
         self.save(update_fields=["postback_token"])
+
+    def regenerate_api_key(self):
+        self.api_key = new_api_key()
+        self.save(update_fields=["api_key"])
 
     def incoming_path(self):
         return reverse("incoming-postback", args=[self.postback_token])
@@ -305,6 +324,13 @@ class Partner(CallerRules):
         default="sub1",
         help_text="The partner's parameter that carries our click id, e.g. sub4.",
     )
+    click_id_macro = models.CharField(
+        "click-id macro",
+        max_length=64,
+        blank=True,
+        help_text="The partner's macro that gives our click id back in its postbacks, "
+        "e.g. {sub4}. Empty: the click-id parameter in braces.",
+    )
     preset = models.CharField(max_length=64, blank=True, editable=False)
     created = models.DateTimeField(auto_now_add=True)
 
@@ -316,3 +342,148 @@ class Partner(CallerRules):
 
     def __str__(self):
         return self.name
+
+    @property
+    def clickid_macro(self):
+        return self.click_id_macro or "{" + self.click_id_param + "}"
+
+
+class PartnerPostback(models.Model):
+    """One postback the partner sends us (Registration, First Deposit, ...), seed 003.
+
+    Values are the partner's own macros ({amount}, {transaction_id}); the
+    incoming URL built from them is what the team pastes into the partner.
+    """
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="postbacks")
+    name = models.CharField(max_length=100, help_text="e.g. First Deposit")
+    event = models.CharField(
+        max_length=64,
+        validators=[token_validator],
+        help_text="The event word sent as tracker.event: registration, sale, resale or a "
+        "goal token of the spot.",
+    )
+    amount = models.CharField(
+        max_length=100, blank=True, help_text="The partner's amount macro, e.g. {amount}."
+    )
+    currency = models.CharField(
+        max_length=100, blank=True, help_text="A currency macro ({currency}) or a code (usd)."
+    )
+    tid = models.CharField(
+        "transaction id",
+        max_length=100,
+        blank=True,
+        help_text="The partner's transaction macro, e.g. {transaction_id}.",
+    )
+    status = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="The partner's status macro, e.g. {status}; its words are mapped by the "
+        "partner's status map.",
+    )
+    fields = models.TextField(
+        "field mappings",
+        blank=True,
+        help_text="One 'fields.KEY={partner macro}' per line, e.g. fields.user_id={user_id}.",
+    )
+    order = models.PositiveSmallIntegerField(default=10)
+
+    class Meta:
+        ordering = ["partner", "order", "id"]
+
+    def __str__(self):
+        return f"{self.partner}: {self.name}"
+
+    def clean(self):
+        super().clean()
+        try:
+            links.parse_field_mappings(self.fields)
+        except ValueError as e:
+            raise ValidationError({"fields": str(e)}) from e
+
+    def params(self):
+        """(name, value) pairs of the incoming URL, values as the partner's macros."""
+        pairs = [
+            ("partner", self.partner.slug),
+            ("clickid", self.partner.clickid_macro),
+            ("tracker.event", self.event),
+        ]
+        for name, value in [
+            ("tracker.cost", self.amount),
+            ("tracker.currency", self.currency),
+            ("tracker.tid", self.tid),
+            ("status", self.status),
+        ]:
+            if value.strip():
+                pairs.append((name, value.strip()))
+        for key, value in links.parse_field_mappings(self.fields):
+            pairs.append((f"fields.{key}", value))
+        return pairs
+
+    def incoming_url(self, request=None):
+        """The ready URL to paste into the partner's postback settings."""
+        base = self.partner.spot.incoming_url(request)
+        return base + "?" + links.query_with_macros(self.params())
+
+
+class PartnerPreset(models.Model):
+    """A ready integration of a known network, loaded from tracker/presets/*.json."""
+
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    data = models.JSONField(default=dict)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class RegistrationLink(models.Model):
+    """A partner's signup link with our click id inside (seed 003 registration links)."""
+
+    spot = models.ForeignKey(Spot, on_delete=models.CASCADE, related_name="registration_links")
+    partner = models.ForeignKey(
+        Partner,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="registration_links",
+        help_text="Its click-id parameter is added with {{tracker.clickid}}.",
+    )
+    name = models.CharField(max_length=200, help_text="e.g. Registration")
+    base_url = models.URLField(
+        "base URL",
+        max_length=2000,
+        help_text="The link the partner gave you. You may add {{tracker.clickid}} and "
+        "{{fields.X}} yourself.",
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["spot", "name"]
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        super().clean()
+        if self.partner_id and self.spot_id and self.partner.spot_id != self.spot_id:
+            raise ValidationError({"partner": "This partner belongs to another spot."})
+        unknown = links.unknown_link_macros(self.base_url)
+        if unknown:
+            raise ValidationError(
+                {
+                    "base_url": f"Unknown macro {unknown[0]}. Known: {{{{tracker.clickid}}}}, "
+                    "{{fields.X}}."
+                }
+            )
+
+    @property
+    def final_url(self):
+        """The base URL with the partner's click-id parameter carrying {{tracker.clickid}}."""
+        param = self.partner.click_id_param if self.partner_id else ""
+        return links.add_click_id(self.base_url, param)

@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from tracker.views import demo_receiver
+
 admin.site.site_header = "Postback tracker"
 admin.site.site_title = "Postback tracker"
 admin.site.index_title = "Configuration"
@@ -10,4 +12,6 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("", include("postbacks.urls")),
+    path("", include("crm.urls")),
+    path("demo/receiver", demo_receiver, name="demo-receiver"),
 ]

@@ -16,11 +16,21 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-serve", action="store_true", help="Set up only; do not start the server."
         )
+        parser.add_argument(
+            "--demo",
+            action="store_true",
+            help="Also load demo data: a spot with clients, conversions and postbacks.",
+        )
 
     def handle(self, *args, **options):
         call_command("migrate", interactive=False, verbosity=0)
         self.stdout.write(self.style.SUCCESS("Database ready."))
         self.create_admin(options["username"])
+        call_command("load_presets", verbosity=0, stdout=self.stdout._out)
+        if options["demo"]:
+            call_command("load_demo", stdout=self.stdout._out)
+        else:
+            self.stdout.write("Want sample data? Run it again with --demo.")
         if options["no_serve"]:
             return
         self.stdout.write(f"Open http://{options['addrport']}/admin/ (Ctrl-C stops the server).")

@@ -1,0 +1,78 @@
+"""A line chart as inline SVG, drawn on the server: no script, no CDN."""
+
+from django.utils.html import format_html, format_html_join
+
+COLOURS = ["#417690", "#e07b39", "#2e9e5b", "#b8336a", "#7d5ba6", "#c9a227"]
+WIDTH, HEIGHT, PAD_L, PAD_R, PAD_T, PAD_B = 900, 260, 48, 16, 16, 36
+
+
+def line_chart(days, series):
+    """`series` is [(label, [value per day])]; returns safe SVG markup."""
+    highest = max([1, *(v for _, values in series for v in values)])
+    top = -(-highest // 4) * 4  # a multiple of 4: the five grid lines get whole numbers
+    n = max(len(days), 1)
+    plot_w, plot_h = WIDTH - PAD_L - PAD_R, HEIGHT - PAD_T - PAD_B
+
+    def x(i):
+        return PAD_L + (plot_w * i / (n - 1) if n > 1 else plot_w / 2)
+
+    def y(v):
+        return PAD_T + plot_h - plot_h * v / top
+
+    grid = format_html_join(
+        "",
+        '<line x1="{}" x2="{}" y1="{}" y2="{}" stroke="#ddd"/>'
+        '<text x="{}" y="{}" font-size="11" text-anchor="end" fill="#666">{}</text>',
+        (
+            (
+                PAD_L,
+                WIDTH - PAD_R,
+                f"{y(top * k / 4):.1f}",
+                f"{y(top * k / 4):.1f}",
+                PAD_L - 6,
+                f"{y(top * k / 4) + 4:.1f}",
+                top * k // 4,
+            )
+            for k in range(5)
+        ),
+    )
+    step = max(1, n // 10)
+    ticks = format_html_join(
+        "",
+        '<text x="{}" y="{}" font-size="11" text-anchor="middle" fill="#666">{}</text>',
+        ((f"{x(i):.1f}", HEIGHT - 12, f"{d:%m-%d}") for i, d in enumerate(days) if i % step == 0),
+    )
+    lines = format_html_join(
+        "",
+        '<polyline class="series" data-label="{}" fill="none" stroke="{}" stroke-width="2" '
+        'points="{}"/>',
+        (
+            (
+                label,
+                COLOURS[k % len(COLOURS)],
+                " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(values)),
+            )
+            for k, (label, values) in enumerate(series)
+        ),
+    )
+    legend = format_html_join(
+        "",
+        '<rect x="{}" y="4" width="10" height="10" fill="{}"/>'
+        '<text x="{}" y="13" font-size="12">{}</text>',
+        (
+            (PAD_L + 140 * k, COLOURS[k % len(COLOURS)], PAD_L + 140 * k + 14, label)
+            for k, (label, _) in enumerate(series)
+        ),
+    )
+    return format_html(
+        '<svg id="stats-chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {} {}" '
+        'width="100%" height="{}" role="img" aria-label="Leads and goals per day">'
+        "{}{}{}{}</svg>",
+        WIDTH,
+        HEIGHT,
+        HEIGHT,
+        grid,
+        ticks,
+        lines,
+        legend,
+    )

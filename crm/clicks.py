@@ -1,0 +1,80 @@
+"""How leads become clients: parsing a click's parameters and a bot's JSON."""
+
+from crm.models import ADVERT_KEYS, Client
+
+# Kept as they came, in params, for reports and {params__X} macros.
+AD_CLICK_IDS = ("fbclid", "ttclid", "gclid")
+MAX_PARAMS = 100
+MAX_VALUE = 2000
+
+
+class BadInput(ValueError):
+    """Input a caller must fix; the message names the problem."""
+
+
+def _limit(model_field, value):
+    return str(value)[: Client._meta.get_field(model_field).max_length]
+
+
+def split_params(pairs):
+    """(name, value) pairs of a click -> (Client field values, params dict)."""
+    fields, params = {}, {}
+    for name, value in pairs:
+        if name.startswith("advert__") and name[len("advert__") :] in ADVERT_KEYS:
+            key = f"advert_{name[len('advert__') :]}"
+            fields[key] = _limit(key, value)
+        elif name in ("cl_id", "geo"):
+            fields[name] = _limit(name, value.upper() if name == "geo" else value)
+        else:
+            # utm_*, fbclid, ttclid, gclid and anything else the link carried.
+            params[name] = value[:MAX_VALUE]
+    if len(params) > MAX_PARAMS:
+        raise BadInput(f"Too many parameters (more than {MAX_PARAMS}).")
+    return fields, params
+
+
+def client_from_click(spot, pairs):
+    fields, params = split_params(pairs)
+    return Client.objects.create(spot=spot, params=params, **fields)
+
+
+TEXT_FIELDS = {"username": "username", "name": "name", "geo": "geo", "cl_id": "cl_id"}
+
+
+def parse_bot_client(data):
+    """Validate the JSON of POST /api/clients -> (user_id, Client field values)."""
+    if not isinstance(data, dict):
+        raise BadInput("The body must be a JSON object.")
+    user_id = data.get("user_id")
+    if isinstance(user_id, str) and user_id.strip().lstrip("-").isdigit():
+        user_id = int(user_id)
+    if isinstance(user_id, bool) or not isinstance(user_id, int):
+        raise BadInput("user_id is required and must be an integer (the Telegram user id).")
+    if not -(2**63) <= user_id < 2**63:
+        raise BadInput("user_id is out of range.")
+    fields = {}
+    for key, model_field in TEXT_FIELDS.items():
+        value = data.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise BadInput(f"{key} must be a string.")
+        value = str(value)
+        limit = Client._meta.get_field(model_field).max_length
+        if len(value) > limit:
+            raise BadInput(f"{key} is longer than {limit} characters.")
+        fields[model_field] = value.upper() if key == "geo" else value
+    advert = data.get("advert") or {}
+    if not isinstance(advert, dict):
+        raise BadInput("advert must be an object of " + ", ".join(ADVERT_KEYS) + ".")
+    for key, value in advert.items():
+        if key not in ADVERT_KEYS:
+            raise BadInput(f"advert.{key} is not known. Known: {', '.join(ADVERT_KEYS)}.")
+        fields[f"advert_{key}"] = _limit(f"advert_{key}", "" if value is None else value)
+    params = data.get("params") or {}
+    if not isinstance(params, dict):
+        raise BadInput("params must be an object of names and values.")
+    if len(params) > MAX_PARAMS:
+        raise BadInput(f"params has more than {MAX_PARAMS} entries.")
+    fields["params"] = {str(k): v for k, v in params.items()}
+    return user_id, fields

@@ -1,0 +1,37 @@
+"""Import clients from a CSV file into a spot."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from crm.imports import Summary, import_client, read_rows
+from crm.management.commands.import_conversions import count_lines, print_summary
+from tracker.models import Spot
+from tracker.progress import Progress
+
+
+class Command(BaseCommand):
+    help = (
+        "Import clients from CSV. Columns: user_id, username, name, geo, cl_id, "
+        "advert__<key> (campaign_id, pixel, ...); any other column goes into params. "
+        "A row whose user_id the spot has already is skipped."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("path")
+        parser.add_argument("--spot", required=True, help="The spot's slug.")
+
+    def handle(self, *args, **options):
+        spot = Spot.objects.filter(slug=options["spot"]).first()
+        if spot is None:
+            raise CommandError(f"No spot with the slug {options['spot']!r}.")
+        summary = Summary()
+        total = count_lines(options["path"])
+        progress = Progress(total, "Importing clients", self.stderr)
+        try:
+            with open(options["path"], newline="", encoding="utf-8-sig") as f:
+                for line, row in read_rows(f):
+                    import_client(line, row, summary, spot)
+                    progress.advance()
+        except (OSError, ValueError, UnicodeDecodeError) as e:
+            raise CommandError(f"Could not read {options['path']}: {e}") from e
+        progress.finish()
+        print_summary(self, summary, "client(s) created", "already there (same user_id)")

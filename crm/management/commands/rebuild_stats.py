@@ -1,0 +1,32 @@
+"""Recompute the statistics rollup from clients and conversions."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from crm import stats
+from tracker.models import Spot
+from tracker.progress import Progress
+
+
+class Command(BaseCommand):
+    help = (
+        "Recompute the statistics rollup (crm.DailyStat) from the clients and conversions. "
+        "Needed after bulk edits made outside the application; run it when traffic is quiet."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--spot", help="Only this spot (its slug).")
+
+    def handle(self, *args, **options):
+        spots = Spot.objects.order_by("pk")
+        if options["spot"]:
+            spots = spots.filter(slug=options["spot"])
+            if not spots.exists():
+                raise CommandError(f"No spot with the slug {options['spot']!r}.")
+        ids = list(spots.values_list("pk", flat=True))
+        progress = Progress(len(ids), "Rebuilding statistics", self.stderr)
+        rows = 0
+        for spot_id in ids:
+            rows += stats.rebuild_spot(spot_id)
+            progress.advance()
+        progress.finish()
+        self.stdout.write(self.style.SUCCESS(f"{rows} statistics rows for {len(ids)} spot(s)."))

@@ -1,0 +1,221 @@
+import csv
+import datetime
+import io
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from crm import admin_stats, report
+from crm.models import Client, Conversion, DailyStat
+
+
+def rollup():
+    """{(basis, day, goal_pk, campaign, geo, manager): (count, amount)} without zero rows."""
+    return {
+        (s.basis, s.day, s.goal_pk, s.campaign, s.geo, s.manager_pk): (s.count, s.amount)
+        for s in DailyStat.objects.all()
+        if s.count or s.amount
+    }
+
+
+def goal_pk(spot, token):
+    return spot.goals.get(token=token).pk
+
+
+def test_a_lead_and_its_conversions_are_counted_on_both_bases(spot, lead):
+    lead.record_conversion("registration")
+    lead.record_conversion("sale", Decimal("40"), "USD", "t1")
+    day = timezone.localdate()
+    stats = rollup()
+    assert stats[("click", day, 0, "c1", "", 0)] == (1, Decimal("0"))
+    for basis in ("conversion", "click"):
+        assert stats[(basis, day, goal_pk(spot, "dep"), "c1", "", 0)] == (1, Decimal("40"))
+        assert stats[(basis, day, goal_pk(spot, "reg"), "c1", "", 0)] == (1, Decimal("0"))
+
+
+def test_a_rejected_conversion_leaves_the_statistics_and_an_amount_change_moves_them(spot, lead):
+    lead.record_conversion("sale", Decimal("40"), "USD", "t1")
+    lead.record_conversion("sale", Decimal("55"), "USD", "t1")
+    key = ("conversion", timezone.localdate(), goal_pk(spot, "dep"), "c1", "", 0)
+    assert rollup()[key] == (1, Decimal("55"))
+    lead.record_conversion("sale", None, "USD", "t1", status="rejected")
+    assert key not in rollup()
+    lead.record_conversion("sale", None, "USD", "t1", status="approved")
+    assert rollup()[key] == (1, Decimal("55"))
+
+
+def test_a_changed_manager_or_campaign_moves_the_lead_and_its_conversions(spot, lead, admin_user):
+    lead.record_conversion("registration")
+    lead.manager = admin_user
+    lead.advert_campaign_id = "c2"
+    lead.save()
+    keys = {k[2:] for k in rollup()}
+    assert keys == {(0, "c2", "", admin_user.pk), (goal_pk(spot, "reg"), "c2", "", admin_user.pk)}
+
+
+def test_a_deleted_conversion_leaves_the_statistics(spot, lead):
+    conversion, _ = lead.record_conversion("registration")
+    conversion.delete()
+    assert {k[2] for k in rollup()} == {0}
+
+
+def test_rebuild_gives_the_rollup_the_signals_kept(spot, lead, capsys):
+    other = Client.objects.create(spot=spot, geo="DE")
+    lead.record_conversion("registration")
+    lead.record_conversion("sale", Decimal("10"), "USD", "a")
+    lead.record_conversion("sale", Decimal("15"), "USD", "b")
+    other.record_conversion("sale", Decimal("7"), "USD", "c", status="rejected")
+    kept = rollup()
+    DailyStat.objects.all().delete()
+    call_command("rebuild_stats")
+    assert rollup() == kept
+    err = capsys.readouterr()
+    assert "100% 1/1" in err.err and "statistics rows" in err.out
+
+
+def backdate(conversion, days):
+    Conversion.objects.filter(pk=conversion.pk).update(
+        created=conversion.created - datetime.timedelta(days=days)
+    )
+
+
+def test_click_date_and_conversion_date_reports_differ_for_late_deposits(spot, lead):
+    Client.objects.filter(pk=lead.pk).update(created=timezone.now() - datetime.timedelta(days=3))
+    lead.refresh_from_db()
+    lead.record_conversion("sale", Decimal("40"), "USD", "t1")
+    call_command("rebuild_stats")
+    today = timezone.localdate()
+    start = today - datetime.timedelta(days=5)
+    by_conv = report.build(start, today, "conversion", "campaign", spot)
+    by_click = report.build(start, today, "click", "campaign", spot)
+    assert {(r.day, r.counts.get("dep", 0), r.leads) for r in by_conv.rows} == {
+        (today, 1, 0),
+        (today - datetime.timedelta(days=3), 0, 1),
+    }
+    assert {(r.day, r.counts.get("dep", 0), r.leads) for r in by_click.rows} == {
+        (today - datetime.timedelta(days=3), 1, 1)
+    }
+
+
+@pytest.fixture
+def traffic(spot):
+    dep = spot.goals.get(token="dep")
+    dep.show_sum = True
+    dep.save()
+    a = Client.objects.create(spot=spot, geo="DE", advert_campaign_id="c1")
+    b = Client.objects.create(spot=spot, geo="DE", advert_campaign_id="c1")
+    Client.objects.create(spot=spot, geo="BR", advert_campaign_id="c2")
+    Client.objects.create(spot=spot, geo="BR", advert_campaign_id="c2")
+    a.record_conversion("registration")
+    b.record_conversion("registration")
+    a.record_conversion("sale", Decimal("100"), "USD", "x1")
+    return spot
+
+
+def test_the_report_has_leads_goals_rates_and_revenue_per_dimension(traffic):
+    today = timezone.localdate()
+    rep = report.build(today, today, "conversion", "geo")
+    assert report.header(rep) == [
+        "Day",
+        "Spot",
+        "Geo",
+        "Leads",
+        "Registration count",
+        "First deposit count",
+        "First deposit sum",
+        "Repeat deposit count",
+        "Reg per lead",
+        "Dep per reg",
+        "Revenue",
+    ]
+    rows = {r.dim: report.cells(rep, r) for r in rep.rows}
+    day = today.isoformat()
+    assert rows["BR"] == [day, "Casino bot", "BR", "2", "0", "0", "0.00", "0", "0.0%", "", "0.00"]
+    assert rows["DE"] == [
+        day, "Casino bot", "DE", "2", "2", "1", "100.00", "0", "100.0%", "50.0%", "100.00",
+    ]  # fmt: skip
+    assert report.cells(rep, rep.total)[3:5] == ["4", "2"]
+
+
+def test_the_statistics_page_shows_the_table_and_an_svg_chart(admin_client, traffic):
+    page = admin_client.get(
+        "/admin/crm/dailystat/?dimension=campaign&basis=conversion"
+        f"&date_from={timezone.localdate()}&date_to={timezone.localdate()}"
+    )
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert '<svg id="stats-chart"' in html and 'data-label="Leads"' in html
+    assert "<td>c1</td>" in html and "<td>c2</td>" in html
+
+
+def test_bad_filter_input_shows_an_error_not_a_500(admin_client, traffic):
+    page = admin_client.get("/admin/crm/dailystat/?date_from=2026-02-30&date_to=x")
+    assert page.status_code == 200
+    assert "Enter a valid date" in page.content.decode()
+    backwards = admin_client.get("/admin/crm/dailystat/?date_from=2026-02-10&date_to=2026-02-01")
+    assert "is after" in backwards.content.decode()
+
+
+def test_the_csv_matches_the_page(admin_client, traffic):
+    today = timezone.localdate()
+    query = f"dimension=geo&basis=click&date_from={today}&date_to={today}"
+    html = admin_client.get(f"/admin/crm/dailystat/?{query}").content.decode()
+    response = admin_client.get(f"/admin/crm/dailystat/csv/?{query}")
+    assert response["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    rep = report.build(today, today, "click", "geo")
+    assert rows[0] == report.header(rep)
+    assert rows[1:] == [report.cells(rep, r) for r in rep.rows] + [report.cells(rep, rep.total)]
+    for row in rows[1:]:
+        assert "".join(f"<td>{c}</td>" for c in row[:4]) in html.replace(
+            "<td><strong>", "<td>"
+        ).replace("</strong></td>", "</td>")
+
+
+def test_the_statistics_page_needs_a_staff_login(client, db):
+    assert client.get("/admin/crm/dailystat/").status_code == 302
+    assert client.get("/admin/crm/dailystat/csv/").status_code == 302
+
+
+@pytest.mark.browser
+def test_the_chart_renders_in_a_browser(admin_page, live_server, spot):
+    lead = Client.objects.create(spot=spot, advert_campaign_id="c9")
+    lead.record_conversion("registration")
+    admin_page.goto(f"{live_server.url}/admin/crm/dailystat/")
+    chart = admin_page.locator("svg#stats-chart")
+    assert chart.is_visible()
+    box = chart.bounding_box()
+    assert box["width"] > 300 and box["height"] > 100
+    assert admin_page.locator("svg#stats-chart polyline.series").count() >= 2
+    assert admin_page.locator("#stats-table tbody td", has_text="c9").count() == 1
+
+
+def test_long_reports_are_paged_and_the_csv_has_every_row(admin_client, spot, monkeypatch):
+    for n in range(5):
+        Client.objects.create(spot=spot, advert_campaign_id=f"c{n}")
+    monkeypatch.setattr(admin_stats, "PAGE_SIZE", 2)
+    first = admin_client.get("/admin/crm/dailystat/?dimension=campaign").content.decode()
+    third = admin_client.get("/admin/crm/dailystat/?dimension=campaign&p=3").content.decode()
+    assert "rows 1–2 of 5" in first and "<td>c0</td>" in first and "<td>c2</td>" not in first
+    assert "rows 5–5 of 5" in third and "<td>c4</td>" in third
+    csv_rows = admin_client.get("/admin/crm/dailystat/csv/?dimension=campaign").content.decode()
+    assert len(csv_rows.strip().splitlines()) == 1 + 5 + 1
+
+
+def test_saving_rows_loaded_with_deferred_fields_keeps_the_statistics(spot, lead, admin_user):
+    lead.record_conversion("sale", Decimal("40"), "USD", "t1")
+    kept = rollup()
+    partial = Client.objects.only("id", "name").get(pk=lead.pk)
+    partial.name = "Renamed"
+    partial.save(update_fields=["name"])
+    conversion = Conversion.objects.only("id", "tid").get()
+    conversion.tid = "t1b"
+    conversion.save(update_fields=["tid"])
+    assert rollup() == kept
+    moved = Client.objects.only("id").get(pk=lead.pk)
+    moved.manager = admin_user
+    moved.save(update_fields=["manager"])
+    assert {k[5] for k in rollup()} == {admin_user.pk}
+    assert sum(v[0] for v in rollup().values()) == sum(v[0] for v in kept.values())
