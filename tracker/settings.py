@@ -182,7 +182,8 @@ POSTBACKS_ID_HEADER = "X-Delivery-Id"
 POSTBACKS_USER_AGENT = "postback-tracker/0.1"
 # Targets in private, loopback, link-local, multicast or reserved networks are
 # refused unless allowed here (all of them, or a comma separated list of CIDRs).
-POSTBACKS_ALLOW_PRIVATE_NETWORKS = env.bool("POSTBACKS_ALLOW_PRIVATE_NETWORKS", default=False)
+# A local DEBUG run allows them, so the demo's postback to 127.0.0.1 arrives.
+POSTBACKS_ALLOW_PRIVATE_NETWORKS = env.bool("POSTBACKS_ALLOW_PRIVATE_NETWORKS", default=DEBUG)
 POSTBACKS_ALLOWED_NETWORKS = env.list("POSTBACKS_ALLOWED_NETWORKS", default=[])
 # Base URLs of the ad networks' APIs.
 POSTBACKS_PIXEL_URLS = {
