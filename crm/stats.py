@@ -83,31 +83,22 @@ def apply(minus, plus):
 
 def bump(key, count, amount):
     basis, day, spot_id, goal_pk, campaign, geo, manager = key
-    rows = DailyStat.objects.filter(
-        basis=basis,
-        day=day,
-        spot_id=spot_id,
-        goal_pk=goal_pk,
-        campaign=campaign,
-        geo=geo,
-        manager_pk=manager,
-    )
+    ident = {
+        "basis": basis,
+        "day": day,
+        "spot_id": spot_id,
+        "goal_pk": goal_pk,
+        "campaign": campaign,
+        "geo": geo,
+        "manager_pk": manager,
+    }
+    rows = DailyStat.objects.filter(**ident)
     changes = {"count": F("count") + count, "amount": F("amount") + amount}
     if rows.update(**changes):
         return
     try:
         with transaction.atomic():
-            DailyStat.objects.create(
-                basis=basis,
-                day=day,
-                spot_id=spot_id,
-                goal_pk=goal_pk,
-                campaign=campaign,
-                geo=geo,
-                manager_pk=manager,
-                count=count,
-                amount=amount,
-            )
+            DailyStat.objects.create(**ident, count=count, amount=amount)
     except IntegrityError:
         # Another transaction created the row between our update and insert.
         rows.update(**changes)

@@ -97,21 +97,7 @@ class IncomingPostbackAdmin(ReadOnlyAdmin):
             },
         ),
     ]
-    readonly_fields = [
-        "received",
-        "raw_request",
-        "remote_addr",
-        "content_type",
-        "status",
-        "http_status",
-        "processed",
-        "error",
-        "warnings",
-        "spot",
-        "client_link",
-        "conversion_link",
-        "replay_button",
-    ]
+    readonly_fields = [name for _, options in fieldsets for name in options["fields"]]
 
     @admin.display(description="Query")
     def query_short(self, obj):
