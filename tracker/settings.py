@@ -122,9 +122,13 @@ STORAGES = {
 
 # Redis and RQ. Unset REDIS_URL means the embedded mode: no Redis at all.
 REDIS_URL = env.str("REDIS_URL", default="")
-RQ_QUEUES = {
-    "default": {"URL": REDIS_URL or "redis://127.0.0.1:6379/0", "DEFAULT_TIMEOUT": 300},
-}
+_rq_url = REDIS_URL or "redis://127.0.0.1:6379/0"
+if "socket_connect_timeout" not in _rq_url:
+    # An unreachable Redis must fail fast after a commit, not hang the request:
+    # the sweep sends what could not be enqueued. (No read timeout: workers block
+    # on the queue for minutes by design.)
+    _rq_url += ("&" if "?" in _rq_url else "?") + "socket_connect_timeout=2"
+RQ_QUEUES = {"default": {"URL": _rq_url, "DEFAULT_TIMEOUT": 300}}
 
 # Behind a TLS-terminating proxy (the production setup of the README).
 if env.bool("BEHIND_PROXY", default=False):
