@@ -7,6 +7,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from postbacks.delivery import resend
 from postbacks.models import Delivery
+from tracker.progress import Progress
 
 BATCH = 500
 
@@ -29,11 +30,6 @@ def parse_when(text, end=False):
     return value
 
 
-def bar(done, total, width=30):
-    filled = int(width * done / total) if total else width
-    return f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
-
-
 class Command(BaseCommand):
     help = "Send failed deliveries created in a date range again (same delivery ids)."
 
@@ -51,10 +47,11 @@ class Command(BaseCommand):
         )
         ids = list(failed.values_list("pk", flat=True))
         total = len(ids)
+        progress = Progress(total, "Resending", self.stdout)
         for start in range(0, total, BATCH):
+            batch = ids[start : start + BATCH]
             with transaction.atomic():
-                resend(Delivery.objects.filter(pk__in=ids[start : start + BATCH]))
-            self.stdout.write(bar(min(start + BATCH, total), total), ending="")
-            self.stdout.flush()
-        self.stdout.write(bar(total, total))
+                resend(Delivery.objects.filter(pk__in=batch))
+            progress.advance(len(batch))
+        progress.finish()
         self.stdout.write(f"Resent {total} failed deliveries.")
