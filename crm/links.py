@@ -5,9 +5,8 @@ its custom field X (empty when not set). Values are percent-encoded, as they
 land in a URL; one pass, so a value containing "{{...}}" stays as it is.
 """
 
-from urllib.parse import quote
-
-from tracker.links import LINK_MACRO_RE
+from crm.macros import render, url_escape
+from tracker.links import LINK_MACRO_RE, is_link_macro
 
 
 def link_context(client, field_values=None):
@@ -19,15 +18,7 @@ def link_context(client, field_values=None):
 
 
 def render_link(template, ctx):
-    def value(match):
-        name = match.group(1)
-        if name in ctx:
-            return quote(str(ctx[name]), safe="")
-        if name.startswith("fields."):
-            return ""
-        return match.group(0)
-
-    return LINK_MACRO_RE.sub(value, template or "")
+    return render(template, ctx, url_escape, LINK_MACRO_RE, is_link_macro)
 
 
 def client_links(client):

@@ -6,6 +6,8 @@ template is rendered in one pass over it, so a value that itself contains
 caller picks for where the text lands (URL, form body, JSON, XML).
 """
 
+from urllib.parse import quote
+
 from django.utils import timezone
 
 from crm.models import ADVERT_KEYS
@@ -61,15 +63,24 @@ def conversion_context(conversion, attributed=True):
     return ctx
 
 
-def render(template, ctx, escape=str):
-    """Replace every {macro} in one pass; a macro without a value becomes empty."""
+def url_escape(value):
+    """A value inside a URL: every reserved character percent-encoded."""
+    return quote(str(value), safe="")
+
+
+def render(template, ctx, escape=str, pattern=MACRO_RE, known=is_known):
+    """Replace every macro in one pass; a macro without a value becomes empty.
+
+    `pattern` and `known` default to the single-brace macros; registration
+    links pass their double-brace ones (crm.links).
+    """
 
     def value(match):
         name = match.group(1)
         if name in ctx:
             return escape(ctx[name])
-        if is_known(name):
+        if known(name):
             return escape("")
         return match.group(0)  # not a macro of ours: {"json": ...} braces stay
 
-    return MACRO_RE.sub(value, template or "")
+    return pattern.sub(value, template or "")

@@ -9,10 +9,10 @@ that contains "{x}" is never expanded again.
 import json
 import re
 from dataclasses import dataclass, field
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote_plus
 from xml.sax.saxutils import escape as xml_escape
 
-from crm.macros import render
+from crm.macros import render, url_escape
 
 CONTENT_TYPES = {
     "form": "application/x-www-form-urlencoded",
@@ -34,10 +34,6 @@ class Request:
 
     def body_text(self):
         return self.body.decode("utf-8", errors="replace")
-
-
-def url_escape(value):
-    return quote(str(value), safe="")
 
 
 def form_escape(value):
