@@ -59,16 +59,6 @@ class ConversionInline(ReadOnlyInline):
     ordering = ["-created"]
 
 
-class MessageInline(admin.TabularInline):
-    model = Message
-    fields = ["created", "kind", "text", "author"]
-    readonly_fields = ["created", "author"]
-    extra = 1
-
-    def has_change_permission(self, request, obj=None):
-        return False  # the thread is a record: messages are added, not rewritten
-
-
 @admin.register(Client)
 class ClientAdmin(BigTableAdmin):
     list_display = [
@@ -160,17 +150,6 @@ class ClientAdmin(BigTableAdmin):
         note = form.cleaned_data.get("note", "").strip()
         if note:
             Message.objects.create(client=obj, kind=Message.MANAGER, text=note, author=request.user)
-
-    def save_formset(self, request, form, formset, change):
-        instances = formset.save(commit=False)
-        for obj in instances:
-            if isinstance(obj, Message) and not obj.pk:
-                obj.author = request.user
-                obj.kind = obj.kind or Message.MANAGER
-            obj.save()
-        for obj in formset.deleted_objects:
-            obj.delete()
-        formset.save_m2m()
 
 
 @admin.register(CustomField)
