@@ -49,11 +49,20 @@ class OutgoingPostbackInline(admin.TabularInline):
 
     @admin.display(description="State")
     def state(self, obj):
-        if obj.pk and obj.disabled_reason:
-            return format_html(
-                '<strong style="color:#ba2121">Disabled: {}</strong>', obj.disabled_reason
-            )
-        return "Enabled" if obj.enabled else "Off"
+        return postback_state(obj)
+
+
+def postback_state(obj):
+    """On, off or disabled by failures, and how many deliveries it holds."""
+    if obj.enabled:
+        return "Enabled"
+    held = obj.deliveries.filter(status=Delivery.HELD).count() if obj.pk else 0
+    holding = f" · {held} deliveries held, sent when switched on" if held else ""
+    if obj.disabled_reason:
+        return format_html(
+            '<strong style="color:#ba2121">Disabled: {}</strong>{}', obj.disabled_reason, holding
+        )
+    return f"Off{holding}"
 
 
 @admin.register(Spot)
@@ -180,18 +189,26 @@ def admin_link(obj, name):
 
 
 class OutgoingPostbackAdmin(admin.ModelAdmin):
-    list_display = ["name", "spot", "method", "enabled", "disabled_reason", "created"]
+    list_display = ["name", "spot", "method", "enabled", "state", "created"]
     list_filter = ["spot", "enabled", "method"]
     search_fields = ["name", "url"]
     list_select_related = ["spot"]
     filter_horizontal = ["goals"]
-    readonly_fields = ["test_link", "consecutive_failures", "disabled_reason"]
+    readonly_fields = ["test_link", "consecutive_failures", "state"]
     fieldsets = [
         (None, {"fields": ["spot", "name", "partner", "goals", "enabled", "test_link"]}),
         (
             "Request",
             {
-                "fields": ["url", "method", "body_format", "body", "headers", "timeout"],
+                "fields": [
+                    "url",
+                    "method",
+                    "body_format",
+                    "body",
+                    "headers",
+                    "secret_headers",
+                    "timeout",
+                ],
                 "description": "Macros: {click_id}, {cl_id}, {action}, {sum}, {currency}, "
                 "{tid}, {geo}, {user_id}, {username}, {name}, {player_id}, {manager}, {now}, "
                 "{advert__campaign_id} and the other {advert__...}, {params__X}, {fields__X}.",
@@ -203,8 +220,12 @@ class OutgoingPostbackAdmin(admin.ModelAdmin):
             "Responses",
             {"fields": ["success_status", "success_text", "error_status", "error_text"]},
         ),
-        ("Health", {"fields": ["consecutive_failures", "disabled_reason"]}),
+        ("Health", {"fields": ["consecutive_failures", "state"]}),
     ]
+
+    @admin.display(description="State")
+    def state(self, obj):
+        return postback_state(obj)
 
     @admin.display(description="Test")
     def test_link(self, obj):
@@ -212,12 +233,6 @@ class OutgoingPostbackAdmin(admin.ModelAdmin):
             return "Preview and test send once the postback is saved."
         url = reverse("admin:postbacks_outgoingpostback_test", args=[obj.pk])
         return format_html('<a class="button" href="{}">Preview and test send</a>', url)
-
-    def save_model(self, request, obj, form, change):
-        if obj.enabled and obj.disabled_reason:
-            # Switched back on by hand: start counting failures afresh.
-            obj.disabled_reason, obj.consecutive_failures = "", 0
-        super().save_model(request, obj, form, change)
 
     def get_urls(self):
         urls = [
@@ -309,9 +324,14 @@ class DeliveryAdmin(ReadOnlyAdmin):
     search_fields = ["=id", "=conversion__client__click_id"]
     list_select_related = ["spot", "postback", "pixel", "external_goal", "conversion__goal"]
     inlines = [DeliveryAttemptInline]
-    actions = ["resend_selected"]
+    actions = ["resend_selected", "drop_held"]
     change_list_template = "admin/postbacks/delivery_change_list.html"
     date_hierarchy = "created"
+
+    def changelist_view(self, request, extra_context=None):
+        held = Delivery.objects.filter(status=Delivery.HELD).count()
+        extra_context = {**(extra_context or {}), "held": held}
+        return super().changelist_view(request, extra_context)
 
     @admin.display(description="Target")
     def target(self, obj):
@@ -321,6 +341,13 @@ class DeliveryAdmin(ReadOnlyAdmin):
     def resend_selected(self, request, queryset):
         ids = delivery.resend(queryset)
         self.message_user(request, f"Resending {len(ids)} deliveries.")
+
+    @admin.action(description="Drop selected held deliveries (never send them)")
+    def drop_held(self, request, queryset):
+        dropped = queryset.filter(status=Delivery.HELD).update(
+            status=Delivery.SKIPPED, last_error=f"Held, then dropped by {request.user}."
+        )
+        self.message_user(request, f"Dropped {dropped} held deliveries.")
 
     def get_urls(self):
         urls = [

@@ -30,13 +30,10 @@ class PostbacksConfig(AppConfig):
 
         from django.conf import settings
 
-        command = sys.argv[1] if len(sys.argv) > 1 else ""
-        if settings.REDIS_URL:
-            if command == "rqworker":
-                from postbacks import queue
+        from postbacks import checks  # noqa: F401  (registers the system checks)
 
-                queue.ensure_sweep_scheduled()
-        elif _serving():
+        # With Redis the workers send (postbacks/worker.py); without it, the web process.
+        if not settings.REDIS_URL and _serving():
             # Embedded mode: this process sends the postbacks itself.
             from postbacks import embedded
 

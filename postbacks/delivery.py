@@ -3,14 +3,23 @@
 Design constraints, in the order they shaped the code:
 
 1. The database is the truth. A job in Redis only says "look at this delivery
-   now"; losing it (Redis down, worker killed) delays a postback, never loses
-   it, because the sweep re-enqueues every due delivery that is not in flight.
-2. Several workers may get the same delivery id. Only the one whose UPDATE
-   of the pending row changes one row sends it; the claim lasts
-   POSTBACKS_CLAIM_SECONDS, so a worker killed mid-send frees it by expiry.
-3. Every request is logged as a DeliveryAttempt with the exact bytes sent.
-4. A rate-limited postback defers the delivery to its next free slot; a
+   now"; losing it (Redis down or restarted empty, worker killed) delays a
+   postback, never loses it, because every worker's sweeper sends each due
+   delivery that is not in flight straight from the database (worker.py).
+2. Several senders may get the same delivery id. Only the one whose UPDATE
+   of the pending row changes one row sends it.
+3. One attempt has one deadline: the send ends by the target's timeout, which
+   is at most POSTBACKS_MAX_TIMEOUT, and the claim (POSTBACKS_CLAIM_SECONDS,
+   checked to be at least twice that) outlasts it, so a second sender only
+   ever follows a dead one. RQ's job timeout is above the claim, so it never
+   cuts an attempt short either.
+4. Every attempt ends as a DeliveryAttempt with the exact request sent
+   (secrets masked), also one cut short, and counts towards the attempt limit
+   and auto-disable.
+5. A rate-limited postback defers the delivery to its next free slot; a
    deferral is not an attempt and never fails a delivery.
+6. A switched-off postback holds its deliveries (HELD); switching it on
+   sends them. Nothing is dropped because a target is off.
 """
 
 import datetime
@@ -33,6 +42,8 @@ log = logging.getLogger(__name__)
 # a minute, 5 and 15 minutes, then hours; about a day and a half in all before
 # the tenth attempt gives up (POSTBACKS_MAX_ATTEMPTS). The last delay repeats
 # when more attempts are allowed.
+# A target without a timeout of its own (a pixel, a goal's external postback).
+DEFAULT_TIMEOUT = 10.0
 RETRY_DELAYS = (60, 300, 900, 1800, 3600, 2 * 3600, 4 * 3600, 8 * 3600, 16 * 3600)
 # Each delay is stretched or shrunk by up to this fraction, so deliveries that
 # failed together (a receiver outage) do not all come back in the same second.
@@ -114,7 +125,7 @@ def deliver(delivery_id):
     ).get(pk=delivery_id)
     pb = delivery.postback
     if pb is not None and not pb.enabled:
-        return finish(delivery, Delivery.FAILED, f"The postback is off: {pb.disabled_reason}")
+        return hold(delivery, pb)
     try:
         req = build_request(delivery)
     except Exception as e:  # a broken template must not kill the worker
@@ -124,8 +135,7 @@ def deliver(delivery_id):
         slot = reserve_slot(pb)
         if slot is not None:
             return defer(delivery, slot)
-    timeout = pb.timeout if pb is not None else 10.0
-    result = sender.send(req, timeout, delivery_id=delivery.pk)
+    result = send(req, pb, delivery.pk)
     ok, reason = sender.judge(result, pb)
     record_attempt(delivery, req, result, ok, reason)
     if ok:
@@ -137,6 +147,20 @@ def deliver(delivery_id):
     return retry_or_fail(delivery, result, reason)
 
 
+def attempt_timeout(pb):
+    """Seconds one attempt may take in all: the postback's own, never over the bound."""
+    timeout = pb.timeout if pb is not None else DEFAULT_TIMEOUT
+    return max(0.1, min(timeout, settings.POSTBACKS_MAX_TIMEOUT))
+
+
+def send(req, pb, delivery_id=None):
+    try:
+        return sender.send(req, attempt_timeout(pb), delivery_id=delivery_id)
+    except Exception as e:  # sender.send does not raise; if it ever does, the attempt is logged
+        log.exception("Sending delivery %s failed", delivery_id)
+        return sender.Result(error_class=type(e).__name__, error=str(e)[:2000])
+
+
 def record_attempt(delivery, req, result, ok, reason, test_of=None, user=None):
     return DeliveryAttempt.objects.create(
         delivery=delivery,
@@ -144,7 +168,7 @@ def record_attempt(delivery, req, result, ok, reason, test_of=None, user=None):
         number=(delivery.attempt_log.count() + 1) if delivery else 1,
         test=test_of is not None,
         method=req.method,
-        url=req.url,
+        url=req.url_text(),
         request_headers=req.headers_text(),
         request_body=req.body_text(),
         response_status=result.status,
@@ -156,6 +180,19 @@ def record_attempt(delivery, req, result, ok, reason, test_of=None, user=None):
         success=ok,
         sent_by=user,
     )
+
+
+def hold(delivery, pb):
+    """Keep the delivery of a switched-off postback until it is switched on."""
+    held = Delivery.objects.filter(pk=delivery.pk, postback__enabled=False).update(
+        status=Delivery.HELD,
+        claimed_until=None,
+        last_error=f"Held: the postback is off. {pb.disabled_reason}".strip()[:2000],
+        updated=now(),
+    )
+    if not held:  # switched on meanwhile: due again at once
+        return finish(delivery, Delivery.PENDING, "")
+    return Delivery.HELD
 
 
 def finish(delivery, status, error, attempts=None):
@@ -225,20 +262,38 @@ def note_failure(pb, reason):
             log.warning("Disabled outgoing postback %s after %s failures", pb.pk, limit)
 
 
-def due_ids(limit=100, overdue=0):
-    """Deliveries due now (or due `overdue` seconds ago at the latest), oldest first."""
-    at = now() - datetime.timedelta(seconds=overdue)
-    rows = Delivery.objects.filter(due_q(at)).order_by("next_attempt")
+def due_ids(limit=100):
+    """Deliveries due now, oldest first."""
+    rows = Delivery.objects.filter(due_q()).order_by("next_attempt")
     return list(rows.values_list("pk", flat=True)[:limit])
 
 
 def process_due(limit=100):
-    """Send every due delivery in this process (the embedded loop's step). Returns how many."""
+    """Send up to `limit` due deliveries in this process. Returns how many it handled."""
     sent = 0
     for pk in due_ids(limit):
         if deliver(pk) is not None:
             sent += 1
     return sent
+
+
+def send_due(stop=None):
+    """Send everything due now in this process (until `stop` is set): the sweep
+    of a worker, the embedded loop, `deliver --once` and `sweep_deliveries`.
+    Returns how many."""
+    release_stray_holds()
+    total = 0
+    while not (stop and stop.is_set()) and (sent := process_due()):
+        total += sent
+    return total
+
+
+def release_stray_holds():
+    """A delivery written as held while its postback was being switched on."""
+    for pb in OutgoingPostback.objects.filter(
+        enabled=True, deliveries__status=Delivery.HELD
+    ).distinct():
+        pb.release_held()
 
 
 def resend(queryset):
@@ -287,6 +342,6 @@ def preview(postback, conversion=None):
 def test_send(postback, conversion=None, user=None):
     """Send the postback once, log it, never retry. Returns the attempt."""
     req = preview(postback, conversion)
-    result = sender.send(req, postback.timeout)
+    result = send(req, postback)
     ok, reason = sender.judge(result, postback)
     return record_attempt(None, req, result, ok, reason, test_of=postback, user=user)

@@ -1,7 +1,9 @@
-"""The embedded delivery loop: without Redis, a thread of the web process sends.
+"""The delivery loop: sends due deliveries straight from the database.
 
-It runs the same postbacks.delivery code an RQ worker runs; delays and
-retries are rows with a next_attempt time that the loop picks up when due.
+Without Redis a thread of the web process runs it (the embedded mode); with
+Redis each RQ worker runs it as its sweeper (postbacks/worker.py). It runs the
+same postbacks.delivery code a job runs; delays and retries are rows with a
+next_attempt time that the loop picks up when due.
 """
 
 import logging
@@ -21,10 +23,13 @@ def wake():
     _wake.set()
 
 
-def run_forever(stop=None, first_wait=0.0):
-    from postbacks.delivery import process_due
+def run_forever(stop=None, first_wait=0.0, interval=None):
+    """Send due deliveries until `stop` is set, looking again every `interval`
+    seconds (POSTBACKS_EMBEDDED_POLL) or when woken."""
+    from postbacks.delivery import send_due
 
     stop = stop or threading.Event()
+    interval = interval or settings.POSTBACKS_EMBEDDED_POLL
     if first_wait:
         _wake.wait(first_wait)
         _wake.clear()
@@ -32,18 +37,17 @@ def run_forever(stop=None, first_wait=0.0):
     while not stop.is_set():
         try:
             close_old_connections()
-            while process_due() and not stop.is_set():
-                pass
+            send_due(stop)
             last_error = None
         except Exception as e:  # keep delivering after a database hiccup
             # Logged once per distinct error: quickstart starts this loop before
             # its migrate has created the tables.
             if str(e) != last_error:
-                log.warning("Embedded delivery loop: %s: %s", type(e).__name__, e)
+                log.warning("Delivery loop: %s: %s", type(e).__name__, e)
                 last_error = str(e)
         finally:
             close_old_connections()
-        _wake.wait(settings.POSTBACKS_EMBEDDED_POLL)
+        _wake.wait(interval)
         _wake.clear()
 
 

@@ -24,23 +24,29 @@ def skip_reason(postback, conversion):
 
 def create_deliveries(conversion):
     """Write the conversion's Delivery rows: its spot's outgoing postbacks for
-    the goal, the goal's external postback and the spot's pixels that have an
-    event name for the goal. Call inside the conversion's transaction; they
-    are enqueued once it commits."""
+    the goal (held when switched off), the goal's external postback and the
+    spot's pixels that have an event name for the goal. Call inside the
+    conversion's transaction; they are enqueued once it commits."""
     goal, spot = conversion.goal, conversion.spot
     now = timezone.now()
     rows = []
-    for postback in spot.outgoing_postbacks.filter(enabled=True).prefetch_related("goals"):
+    for postback in spot.outgoing_postbacks.prefetch_related("goals"):
         goals = list(postback.goals.all())
         if goals and goal not in goals:
             continue
         reason = skip_reason(postback, conversion)
+        status = Delivery.PENDING
+        if reason:
+            status = Delivery.SKIPPED
+        elif not postback.enabled:
+            # Kept until the postback is switched on again, then sent.
+            status, reason = Delivery.HELD, "Held: the postback is off."
         rows.append(
             Delivery(
                 conversion=conversion,
                 spot=spot,
                 postback=postback,
-                status=Delivery.SKIPPED if reason else Delivery.PENDING,
+                status=status,
                 last_error=reason,
                 next_attempt=now + postback.min_delay if postback.min_delay else now,
             )

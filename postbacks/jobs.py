@@ -1,17 +1,24 @@
-"""RQ jobs. Thin: the work is in postbacks.delivery and postbacks.queue."""
+"""RQ jobs. Thin: the work is in postbacks.delivery."""
 
-from django.conf import settings
+import time
 
-from postbacks import delivery, queue
+from django.utils import timezone
+
+from postbacks import delivery
+from postbacks.models import Delivery
+
+# RQ keeps scheduled times in whole seconds, so a job scheduled with
+# enqueue_at may start up to a second before its delivery is due. It waits
+# that out rather than leave the delivery to the next sweep.
+EARLY_START = 2.0
 
 
 def deliver(delivery_id):
+    due = Delivery.objects.filter(pk=delivery_id, status=Delivery.PENDING).values_list(
+        "next_attempt", flat=True
+    )
+    for at in due:
+        early = (at - timezone.now()).total_seconds() if at else 0
+        if 0 < early <= EARLY_START:
+            time.sleep(early)
     return delivery.deliver(delivery_id)
-
-
-def sweep():
-    """The periodic sweep: re-enqueue due deliveries, then schedule the next sweep."""
-    try:
-        return queue.sweep(grace=settings.POSTBACKS_SWEEP_INTERVAL)
-    finally:
-        queue.schedule_sweep()

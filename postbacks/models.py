@@ -4,8 +4,10 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from crm.models import Client, Conversion
+from postbacks import queue
 from tracker.models import Goal, Partner, Pixel, Spot
 
 
@@ -100,6 +102,13 @@ class OutgoingPostback(models.Model):
     headers = models.TextField(
         blank=True, help_text="One 'Name: value' per line; {macros} allowed."
     )
+    secret_headers = models.CharField(
+        max_length=300,
+        blank=True,
+        default="Authorization, Proxy-Authorization, X-Api-Key, Access-Token",
+        help_text="Headers whose values are masked in the delivery log and the preview "
+        "(they are sent as they are).",
+    )
     enabled = models.BooleanField(default=True)
     locked = models.BooleanField(
         default=False,
@@ -142,7 +151,11 @@ class OutgoingPostback(models.Model):
     error_text = models.CharField(
         max_length=200, blank=True, help_text="A response containing this text is a failure."
     )
-    timeout = models.FloatField(default=10.0, help_text="Seconds to wait for the answer.")
+    timeout = models.FloatField(
+        default=10.0,
+        help_text="Seconds one attempt may take in all (connecting, sending, reading the "
+        "answer); at most POSTBACKS_MAX_TIMEOUT (60 by default).",
+    )
 
     next_slot = models.DateTimeField(
         null=True,
@@ -160,11 +173,34 @@ class OutgoingPostback(models.Model):
     def __str__(self):
         return self.name
 
+    def save(self, *args, **kwargs):
+        switched_on = (
+            self.enabled
+            and self.pk is not None
+            and OutgoingPostback.objects.filter(pk=self.pk, enabled=False).exists()
+        )
+        if switched_on:
+            # Switched back on: count failures afresh and send what it held.
+            self.disabled_reason, self.consecutive_failures = "", 0
+        super().save(*args, **kwargs)
+        if switched_on:
+            self.release_held()
+
     def clean(self):
         super().clean()
         from postbacks.validation import clean_outgoing
 
         clean_outgoing(self)
+
+    def release_held(self):
+        """Make the deliveries held while this postback was off due now."""
+        held = Delivery.objects.filter(postback=self, status=Delivery.HELD)
+        ids = list(held.values_list("pk", flat=True))
+        Delivery.objects.filter(pk__in=ids, status=Delivery.HELD).update(
+            status=Delivery.PENDING, next_attempt=timezone.now(), updated=timezone.now()
+        )
+        queue.enqueue_on_commit(ids)
+        return len(ids)
 
 
 class Delivery(models.Model):
@@ -175,12 +211,13 @@ class Delivery(models.Model):
     resends, so a receiver can drop repeats.
     """
 
-    PENDING, SENDING, SUCCESS, FAILED, SKIPPED = (
+    PENDING, SENDING, SUCCESS, FAILED, SKIPPED, HELD = (
         "pending",
         "sending",
         "success",
         "failed",
         "skipped",
+        "held",
     )
     STATUSES = [
         (PENDING, "Pending"),
@@ -188,6 +225,8 @@ class Delivery(models.Model):
         (SUCCESS, "Delivered"),
         (FAILED, "Failed"),
         (SKIPPED, "Skipped"),
+        # Its postback is switched off; switching it on sends it.
+        (HELD, "Held (postback off)"),
     ]
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)

@@ -49,6 +49,7 @@ def facebook(pixel, conversion, event, delivery_id):
         url=f"{_base('facebook')}/v18.0/{quote(pixel.pixel_id, safe='')}/events",
         headers={"Content-Type": "application/x-www-form-urlencoded"},
         body=body.encode(),
+        secrets=[pixel.access_token],
     )
 
 
@@ -77,6 +78,7 @@ def tiktok(pixel, conversion, event, delivery_id):
         url=f"{_base('tiktok')}/open_api/v1.3/event/track/",
         headers={"Content-Type": "application/json", "Access-Token": pixel.access_token},
         body=json.dumps(payload).encode(),
+        secrets=[pixel.access_token],
     )
 
 
@@ -97,6 +99,7 @@ def google(pixel, conversion, event, delivery_id):
         url=f"{_base('google')}/mp/collect?{query}",
         headers={"Content-Type": "application/json"},
         body=json.dumps(payload).encode(),
+        secrets=[pixel.access_token],
     )
 
 
@@ -124,6 +127,7 @@ def yandex(pixel, conversion, event, delivery_id):
             "Authorization": f"OAuth {pixel.access_token}",
         },
         body=body.encode(),
+        secrets=[pixel.access_token],
     )
 
 

@@ -3,10 +3,10 @@
 With REDIS_URL set, a job per delivery goes to the RQ queue (scheduled with
 enqueue_at when it is due later). Without it, the embedded loop of this
 process is woken. Either way a failure to enqueue is only logged: the
-delivery is in the database and the sweep finds it.
+delivery is in the database, and every worker's sweeper (postbacks/worker.py)
+sends it when it is due.
 """
 
-import datetime
 import logging
 
 from django.conf import settings
@@ -16,8 +16,6 @@ from django.utils import timezone
 log = logging.getLogger(__name__)
 
 QUEUE = "default"
-# Redis key holding the id of the next scheduled sweep job.
-SWEEP_KEY = "postbacks:sweep-job"
 
 
 def redis_mode():
@@ -44,8 +42,8 @@ def enqueue(delivery_id, at=None):
             q.enqueue_at(at, "postbacks.jobs.deliver", str(delivery_id))
         else:
             q.enqueue("postbacks.jobs.deliver", str(delivery_id))
-    except Exception as e:  # Redis down: the sweep re-enqueues it later
-        log.warning("Could not enqueue delivery %s (%s); the sweep will retry", delivery_id, e)
+    except Exception as e:  # Redis down: a worker's sweeper sends it when due
+        log.warning("Could not enqueue delivery %s (%s); the sweep sends it", delivery_id, e)
 
 
 def enqueue_on_commit(ids):
@@ -53,57 +51,3 @@ def enqueue_on_commit(ids):
     ids = list(ids)
     if ids:
         transaction.on_commit(lambda: [enqueue(pk) for pk in ids])
-
-
-def ensure_sweep_scheduled():
-    """Schedule the periodic sweep unless it is scheduled already (it reschedules itself).
-
-    Called when an RQ worker starts and after every sweep, so a worker started
-    with --with-scheduler keeps the sweep running, also after Redis lost its data.
-    """
-    if not redis_mode():
-        return False
-    try:
-        q = get_queue()
-        current = q.connection.get(SWEEP_KEY)
-        if current:
-            job = q.fetch_job(current.decode())
-            if job is not None and job.get_status(refresh=True) in (
-                "scheduled",
-                "queued",
-                "started",
-            ):
-                return False
-        schedule_sweep(q)
-        return True
-    except Exception as e:
-        log.warning("Could not schedule the delivery sweep (%s)", e)
-        return False
-
-
-def schedule_sweep(q=None):
-    q = q or get_queue()
-    delay = datetime.timedelta(seconds=settings.POSTBACKS_SWEEP_INTERVAL)
-    job = q.enqueue_in(delay, "postbacks.jobs.sweep")
-    q.connection.set(SWEEP_KEY, job.id)
-    return job
-
-
-def sweep(limit=10_000, grace=0):
-    """Hand every due delivery that is not in flight to a sender. Returns how many.
-
-    With `grace` seconds only deliveries overdue by that much are taken: the
-    periodic sweep leaves alone the ones whose job is simply waiting in the
-    queue, so a backlog does not fill Redis with copies.
-    """
-    from postbacks.delivery import due_ids
-
-    ids = due_ids(limit, overdue=grace)
-    if redis_mode():
-        for pk in ids:
-            enqueue(pk)
-    elif ids:
-        from postbacks import embedded
-
-        embedded.wake()
-    return len(ids)

@@ -9,7 +9,7 @@ that contains "{x}" is never expanded again.
 import json
 import re
 from dataclasses import dataclass, field
-from urllib.parse import quote_plus
+from urllib.parse import quote, quote_plus
 from xml.sax.saxutils import escape as xml_escape
 
 from crm.macros import render, url_escape
@@ -20,20 +20,39 @@ CONTENT_TYPES = {
     "xml": "application/xml",
 }
 INLINE_RE = re.compile(r"\|(POST|JSON)\|")
+MASK = "********"
+# A secret this short would mask ordinary text all over the log.
+MIN_SECRET = 4
 
 
 @dataclass
 class Request:
+    """A request to send. `secrets` are values (tokens, secret headers) that the
+    request carries as they are but that are masked wherever it is shown or
+    stored: the *_text methods."""
+
     method: str
     url: str
     headers: dict = field(default_factory=dict)
     body: bytes = b""
+    secrets: list = field(default_factory=list)
+
+    def mask(self, text):
+        for secret in self.secrets:
+            if len(secret) >= MIN_SECRET:
+                # As written, and as percent- or form-encoded in a URL or body.
+                for form in {secret, quote(secret, safe=""), quote_plus(secret, safe="")}:
+                    text = text.replace(form, MASK)
+        return text
+
+    def url_text(self):
+        return self.mask(self.url)
 
     def headers_text(self):
-        return "\n".join(f"{k}: {v}" for k, v in self.headers.items())
+        return self.mask("\n".join(f"{k}: {v}" for k, v in self.headers.items()))
 
     def body_text(self):
-        return self.body.decode("utf-8", errors="replace")
+        return self.mask(self.body.decode("utf-8", errors="replace"))
 
 
 def form_escape(value):
@@ -108,9 +127,18 @@ def build(postback, ctx):
     if fmt in BODY_ESCAPES:
         body = render(body_t, ctx, BODY_ESCAPES[fmt])
         headers["Content-Type"] = CONTENT_TYPES[fmt] + "; charset=utf-8"
+    secret_names = {n.lower() for n in parse_names(postback.secret_headers)}
+    secrets = []
     for name, value in parse_headers(postback.headers):
         headers[name] = render(value, ctx, header_escape)
-    return Request(method=method, url=url, headers=headers, body=body.encode("utf-8"))
+        if name.lower() in secret_names:
+            secrets.append(headers[name])
+    return Request(method, url, headers, body.encode("utf-8"), secrets)
+
+
+def parse_names(text):
+    """'Authorization, X-Api-Key' -> ['Authorization', 'X-Api-Key']."""
+    return [n for n in re.split(r"[\s,;]+", text or "") if n]
 
 
 def build_plain_url(template, ctx):

@@ -33,6 +33,9 @@ def clean_outgoing(postback):
             render.parse_statuses(getattr(postback, field))
         except ValueError as e:
             errors[field] = str(e)
+    longest = settings.POSTBACKS_MAX_TIMEOUT
+    if postback.timeout is not None and not 0.5 <= postback.timeout <= longest:
+        errors["timeout"] = f"The timeout must be between 0.5 and {longest:g} seconds."
     if postback.spot_id:
         limit = settings.POSTBACKS_MAX_PER_SPOT
         others = type(postback).objects.filter(spot_id=postback.spot_id).exclude(pk=postback.pk)

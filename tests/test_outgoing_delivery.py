@@ -290,13 +290,3 @@ def test_retry_after_may_be_an_http_date():
     header = later.strftime("%a, %d %b %Y %H:%M:%S GMT")
     assert 110 <= delivery_mod.parse_retry_after(header) <= 120
     assert delivery_mod.parse_retry_after("soon") is None
-
-
-def test_pending_deliveries_of_a_disabled_postback_fail_and_can_be_resent(spot, lead, receiver):
-    pb = make_postback(spot, receiver)
-    accept(lead, "reg")
-    OutgoingPostback.objects.filter(pk=pb.pk).update(enabled=False, disabled_reason="by hand")
-    drain()
-    delivery = Delivery.objects.get()
-    assert delivery.status == Delivery.FAILED and "off" in delivery.last_error
-    assert receiver.requests == []

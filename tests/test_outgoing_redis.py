@@ -1,4 +1,5 @@
-"""Through RQ: a Redis outage or a lost job delays a postback, never loses it.
+"""Through RQ: a Redis outage, a lost job or an early one delays a postback by at
+most one sweep, never loses it.
 
 These tests start their own redis-server on a free port, so they can stop it.
 """
@@ -13,11 +14,11 @@ import pytest
 import redis
 from django.core.management import call_command
 from django.utils import timezone
-from rq import SimpleWorker
 
 from postbacks import queue
 from postbacks.fanout import accept
 from postbacks.models import Delivery, OutgoingPostback
+from postbacks.worker import DeliveryWorker
 
 pytestmark = pytest.mark.usefixtures("outgoing")
 
@@ -67,11 +68,18 @@ def own_redis(settings):
 
 
 def work(q):
-    """A real RQ worker, in this process so it shares the test's database."""
-    SimpleWorker([q], connection=q.connection).work(burst=True)
+    """A real RQ worker of ours, in this process so it shares the test's database."""
+    DeliveryWorker([q], connection=q.connection).work(burst=True)
 
 
-def test_a_postback_accepted_while_redis_is_down_is_sent_after_the_sweep(
+class SimpleWorkerWithoutSweep(DeliveryWorker):
+    """Runs jobs only, so a test can tell that the job did the sending."""
+
+    def work(self, burst=False, **kwargs):
+        return super(DeliveryWorker, self).work(burst=burst, **kwargs)
+
+
+def test_a_postback_accepted_while_redis_is_down_is_sent_by_a_worker_without_a_job(
     spot, lead, receiver, own_redis, django_capture_on_commit_callbacks
 ):
     OutgoingPostback.objects.create(spot=spot, name="p", url=receiver.url + "/pb?c={cl_id}")
@@ -80,15 +88,22 @@ def test_a_postback_accepted_while_redis_is_down_is_sent_after_the_sweep(
         accept(lead, "reg")  # enqueueing fails: logged, the row stays pending
     delivery = Delivery.objects.get()
     assert delivery.status == Delivery.PENDING
-    own_redis.start()
+    own_redis.start()  # back, and empty
     q = queue.get_queue()
     assert q.count == 0
-    call_command("sweep_deliveries")
-    assert q.count == 1
-    work(q)
+    work(q)  # the worker sweeps the database: no job needed
     assert [r.path for r in receiver.wait_for(1)] == ["/pb?c=trk-1"]
     delivery.refresh_from_db()
     assert delivery.status == Delivery.SUCCESS
+
+
+def test_sweep_deliveries_sends_what_is_due_with_redis_down(spot, lead, receiver, own_redis):
+    OutgoingPostback.objects.create(spot=spot, name="p", url=receiver.url + "/pb")
+    own_redis.stop()
+    accept(lead, "reg")
+    call_command("sweep_deliveries")
+    assert len(receiver.wait_for(1)) == 1
+    assert Delivery.objects.get().status == Delivery.SUCCESS
 
 
 def test_a_delivery_is_enqueued_after_commit_and_sent_by_a_worker(
@@ -102,7 +117,7 @@ def test_a_delivery_is_enqueued_after_commit_and_sent_by_a_worker(
     for callback in callbacks:
         callback()
     assert q.count == 1
-    work(q)
+    SimpleWorkerWithoutSweep([q], connection=q.connection).work(burst=True)
     assert len(receiver.wait_for(1)) == 1
     assert Delivery.objects.get().status == Delivery.SUCCESS
 
@@ -113,7 +128,7 @@ def test_a_retry_is_scheduled_in_rq_at_its_next_attempt(spot, lead, receiver, ow
     _, _, [d] = accept(lead, "reg")
     q = queue.get_queue()
     q.enqueue("postbacks.jobs.deliver", str(d.pk))
-    work(q)
+    SimpleWorkerWithoutSweep([q], connection=q.connection).work(burst=True)
     d.refresh_from_db()
     assert d.status == Delivery.PENDING and d.attempts == 1
     [job_id] = q.scheduled_job_registry.get_job_ids()
@@ -121,25 +136,34 @@ def test_a_retry_is_scheduled_in_rq_at_its_next_attempt(spot, lead, receiver, ow
     assert abs((scheduled - d.next_attempt).total_seconds()) < 1
 
 
-def test_the_sweep_job_schedules_its_next_run_once(own_redis):
-    assert queue.ensure_sweep_scheduled()
-    assert not queue.ensure_sweep_scheduled()
-    q = queue.get_queue()
-    [first] = q.scheduled_job_registry.get_job_ids()
-    q.enqueue("postbacks.jobs.sweep")
-    work(q)
-    ids = set(q.scheduled_job_registry.get_job_ids())
-    assert len(ids) == 2 and first in ids
-    assert q.connection.get(queue.SWEEP_KEY).decode() in ids - {first}
-
-
-def test_the_periodic_sweep_leaves_deliveries_that_are_only_just_due(
-    spot, lead, receiver, own_redis, settings
+def test_a_job_that_starts_before_its_delivery_is_due_waits_and_sends_it(
+    spot, lead, receiver, own_redis
 ):
-    settings.POSTBACKS_SWEEP_INTERVAL = 60
     OutgoingPostback.objects.create(spot=spot, name="p", url=receiver.url + "/pb")
     _, _, [d] = accept(lead, "reg")
-    assert queue.sweep(grace=60) == 0  # its own job is still waiting in the queue
-    Delivery.objects.filter(pk=d.pk).update(next_attempt=timezone.now() - timedelta(minutes=2))
-    assert queue.sweep(grace=60) == 1
-    assert queue.get_queue().count == 1
+    due = timezone.now() + timedelta(seconds=0.8)
+    Delivery.objects.filter(pk=d.pk).update(next_attempt=due)
+    q = queue.get_queue()
+    q.empty()
+    q.enqueue("postbacks.jobs.deliver", str(d.pk))  # as RQ may start a scheduled job early
+    SimpleWorkerWithoutSweep([q], connection=q.connection).work(burst=True)
+    d.refresh_from_db()
+    assert d.status == Delivery.SUCCESS
+    assert d.attempt_log.get().created >= due
+
+
+def test_sweeping_a_backlog_adds_no_jobs_and_sends_each_delivery_once(
+    spot, lead, receiver, own_redis, django_capture_on_commit_callbacks
+):
+    OutgoingPostback.objects.create(spot=spot, name="p", url=receiver.url + "/pb")
+    for n in range(3):
+        with django_capture_on_commit_callbacks(execute=True):
+            accept(lead, "dep", amount=n + 1, tid=f"t{n}")
+    q = queue.get_queue()
+    assert q.count == 3  # one job each, waiting
+    call_command("sweep_deliveries")
+    call_command("sweep_deliveries")
+    assert q.count == 3 and len(receiver.wait_for(3)) == 3
+    work(q)  # the jobs find their deliveries sent
+    ids = [r.headers["X-Delivery-Id"] for r in receiver.requests]
+    assert len(ids) == len(set(ids)) == 3

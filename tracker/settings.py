@@ -128,7 +128,17 @@ if "socket_connect_timeout" not in _rq_url:
     # the sweep sends what could not be enqueued. (No read timeout: workers block
     # on the queue for minutes by design.)
     _rq_url += ("&" if "?" in _rq_url else "?") + "socket_connect_timeout=2"
-RQ_QUEUES = {"default": {"URL": _rq_url, "DEFAULT_TIMEOUT": 300}}
+# Outgoing postbacks (postbacks/delivery.py, sender.py, worker.py).
+# One attempt ends by its postback's timeout, at most this many seconds.
+POSTBACKS_MAX_TIMEOUT = env.float("POSTBACKS_MAX_TIMEOUT", default=60.0)
+# A sender's claim on a delivery lasts this long: at least twice the longest
+# attempt (a system check says so), so a second sender only follows a dead one.
+POSTBACKS_CLAIM_SECONDS = env.float("POSTBACKS_CLAIM_SECONDS", default=120.0)
+# RQ's job timeout stays above the claim, so it never cuts an attempt short.
+RQ_QUEUES = {"default": {"URL": _rq_url, "DEFAULT_TIMEOUT": int(POSTBACKS_CLAIM_SECONDS) + 60}}
+# Workers sweep the database for due deliveries themselves (postbacks/worker.py)
+# and run jobs in their own process.
+RQ = {"WORKER_CLASS": "postbacks.worker.DeliveryWorker"}
 
 # Behind a TLS-terminating proxy (the production setup of the README).
 if env.bool("BEHIND_PROXY", default=False):
@@ -163,7 +173,6 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
-# Outgoing postbacks (postbacks/delivery.py, sender.py).
 # At most this many outgoing postbacks per spot (seed 000 says 5).
 POSTBACKS_MAX_PER_SPOT = env.int("POSTBACKS_MAX_PER_SPOT", default=5)
 # Attempts before a delivery is failed (the first send included).
@@ -174,9 +183,7 @@ POSTBACKS_DELAY_SCALE = env.float("POSTBACKS_DELAY_SCALE", default=1.0)
 POSTBACKS_RETRY_AFTER_MAX = env.int("POSTBACKS_RETRY_AFTER_MAX", default=3600)
 # After this many failed attempts in a row a postback is disabled (0: never).
 POSTBACKS_DISABLE_AFTER = env.int("POSTBACKS_DISABLE_AFTER", default=50)
-# A worker's claim on a delivery lasts this long; a killed worker's claim expires.
-POSTBACKS_CLAIM_SECONDS = env.float("POSTBACKS_CLAIM_SECONDS", default=120.0)
-# The sweep re-enqueues due deliveries this often (seconds).
+# Each worker's sweeper sends due deliveries from the database this often (seconds).
 POSTBACKS_SWEEP_INTERVAL = env.int("POSTBACKS_SWEEP_INTERVAL", default=60)
 # The embedded delivery loop (no REDIS_URL) looks for due deliveries this often.
 POSTBACKS_EMBEDDED_POLL = env.float("POSTBACKS_EMBEDDED_POLL", default=1.0)

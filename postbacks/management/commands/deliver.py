@@ -3,7 +3,7 @@ import contextlib
 from django.core.management.base import BaseCommand
 
 from postbacks import embedded
-from postbacks.delivery import process_due
+from postbacks.delivery import send_due
 
 
 class Command(BaseCommand):
@@ -14,10 +14,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         if options["once"]:
-            total = 0
-            while sent := process_due():
-                total += sent
-            self.stdout.write(f"Sent {total} deliveries.")
+            self.stdout.write(f"Sent {send_due()} deliveries.")
             return
         self.stdout.write("Delivering postbacks (Ctrl-C stops).")
         with contextlib.suppress(KeyboardInterrupt):

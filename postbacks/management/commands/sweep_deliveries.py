@@ -1,14 +1,13 @@
 from django.core.management.base import BaseCommand
 
-from postbacks import queue
+from postbacks.delivery import send_due
 
 
 class Command(BaseCommand):
-    help = "Re-enqueue every due delivery that is not in flight (after a Redis outage)."
+    help = (
+        "Send every due delivery that is not in flight from this process, needing no "
+        "Redis (what each worker's sweeper does every POSTBACKS_SWEEP_INTERVAL)."
+    )
 
     def handle(self, *args, **options):
-        count = queue.sweep()
-        scheduled = queue.ensure_sweep_scheduled()
-        self.stdout.write(f"Enqueued {count} due deliveries.")
-        if scheduled:
-            self.stdout.write("Scheduled the periodic sweep.")
+        self.stdout.write(f"Sent {send_due()} due deliveries.")

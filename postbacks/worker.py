@@ -1,0 +1,75 @@
+"""The RQ worker class of `manage.py rqworker` (settings.RQ["WORKER_CLASS"]).
+
+Jobs only say "look at this delivery now"; the database says what is due.
+Each worker therefore runs a sweeper thread that sends every due delivery
+straight from the database every POSTBACKS_SWEEP_INTERVAL seconds. It needs
+nothing that lives in Redis: after Redis restarts empty, loses a job, or while
+RQ's scheduler is down, due deliveries (first attempts and delayed retries)
+still go out within one interval, and no job is ever enqueued twice for them.
+Claims (postbacks/delivery.py) keep the sweeper and the job loop from sending
+one delivery twice.
+
+It is a SimpleWorker: jobs run in the worker process, so a delivery does not
+cost a fork and new database connections. RQ's work loop quits when Redis goes
+away in the middle of a job; this worker starts it again (under a new name,
+as the old one may still look alive in Redis) once Redis answers, so neither
+a Redis restart nor an outage needs a person to restart workers.
+"""
+
+import contextlib
+import logging
+import threading
+import time
+import uuid
+
+from django.conf import settings
+from rq import SimpleWorker
+
+from postbacks import embedded
+from postbacks.delivery import send_due
+
+log = logging.getLogger(__name__)
+
+
+# Seconds between tries to start the work loop again while Redis is away.
+RESTART_WAIT = 2.0
+
+
+class DeliveryWorker(SimpleWorker):
+    def work(self, burst=False, **kwargs):
+        if burst:
+            # "Do what is due, then exit": what is due without a job too.
+            send_due()
+            return super().work(burst=True, **kwargs)
+        start_sweeper()
+        if kwargs.get("max_jobs") or kwargs.get("max_idle_time"):
+            return super().work(**kwargs)  # asked to end by itself: no restarts
+        while True:
+            try:
+                super().work(**kwargs)
+            except Exception as e:  # Redis gone while the loop started or ended
+                log.warning("Worker %s: %s: %s", self.name, type(e).__name__, e)
+                with contextlib.suppress(Exception):
+                    self.unsubscribe()
+            if self._stop_requested or self._shutdown_requested_date:  # SIGTERM or SIGINT
+                return True
+            time.sleep(RESTART_WAIT)
+            self.name = uuid.uuid4().hex
+            log.warning("Worker loop ended without a stop request; working again as %s", self.name)
+
+
+_sweeper = None
+
+
+def start_sweeper():
+    global _sweeper
+    if _sweeper is None or not _sweeper.is_alive():
+        _sweeper = threading.Thread(
+            target=embedded.run_forever,
+            kwargs={"interval": settings.POSTBACKS_SWEEP_INTERVAL},
+            name="delivery-sweeper",
+            daemon=True,
+        )
+        _sweeper.start()
+        log.info("Delivery sweeper: every %ss", settings.POSTBACKS_SWEEP_INTERVAL)
+    return _sweeper
