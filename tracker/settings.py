@@ -51,6 +51,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so it sees a view's exception first: 503 JSON when the database is down.
+    "tracker.unavailable.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "tracker.urls"
@@ -85,14 +87,29 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
             "timeout": 20,
         }
     )
-elif _db["ENGINE"] == "django.db.backends.postgresql" and env.bool("DATABASE_POOL", default=True):
-    # psycopg 3's pool keeps connections open between requests (CONN_MAX_AGE must be 0).
-    _db.setdefault("OPTIONS", {})["pool"] = {
-        "min_size": env.int("DATABASE_POOL_MIN", default=1),
-        "max_size": env.int("DATABASE_POOL_MAX", default=10),
-        "timeout": 10,
-    }
-    _db["CONN_MAX_AGE"] = 0
+elif _db["ENGINE"] == "django.db.backends.postgresql":
+    # A database that does not answer must fail a request in seconds (the API
+    # answers 503, tracker/unavailable.py), not hold it: libpq gives up on a
+    # connection attempt after this many seconds (2 is libpq's smallest).
+    _db.setdefault("OPTIONS", {})["connect_timeout"] = env.int(
+        "DATABASE_CONNECT_TIMEOUT", default=2
+    )
+    if env.bool("DATABASE_POOL", default=True):
+        # psycopg 3's pool keeps connections open between requests (CONN_MAX_AGE must be 0).
+        _db["OPTIONS"]["pool"] = {
+            "min_size": env.int("DATABASE_POOL_MIN", default=1),
+            "max_size": env.int("DATABASE_POOL_MAX", default=10),
+            # How long a request waits for a connection before it fails.
+            "timeout": env.float("DATABASE_POOL_TIMEOUT", default=3.0),
+            # The pool retries a failed connection with a doubling delay (1, 2, 4,
+            # ... s) until this many seconds, then starts over on the next request:
+            # after an outage the delay stays short and requests resume at once.
+            "reconnect_timeout": 5.0,
+        }
+        _db["CONN_MAX_AGE"] = 0
+        # The pool checks a connection before handing it out, so the connections
+        # a database restart broke are replaced instead of failing requests.
+        _db["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 FORMS_URLFIELD_ASSUME_HTTPS = True
@@ -152,8 +169,9 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
     SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
     # Some affiliate networks call plain http and do not follow redirects:
-    # the postback API answers on http too.
-    SECURE_REDIRECT_EXEMPT = [r"^api/"]
+    # the postback API answers on http too, and so does the health check that
+    # load balancers probe over plain http.
+    SECURE_REDIRECT_EXEMPT = [r"^api/", r"^healthz$"]
     SECURE_CONTENT_TYPE_NOSNIFF = True
 
 # Public base URL used for absolute links in the admin (incoming postback URLs)
@@ -165,12 +183,21 @@ PUBLIC_URL = env.str("PUBLIC_URL", default="")
 # outermost one saw. 0: REMOTE_ADDR is the caller.
 PROXY_HOPS = env.int("PROXY_HOPS", default=1 if env.bool("BEHIND_PROXY", default=False) else 0)
 
+# Everything is printed by one console handler whose filter masks the spot's
+# postback token in incoming URLs (tracker/logmask.py). Django's own handlers
+# for its loggers (a DEBUG-only console, mail_admins, runserver's request
+# lines) would print paths unmasked: the "django" loggers go through ours.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"mask_tokens": {"()": "tracker.logmask.MaskTokens"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["mask_tokens"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django": {"handlers": [], "level": "INFO"},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django.db.backends": {"level": "WARNING"},
+    },
 }
 
 # At most this many outgoing postbacks per spot (seed 000 says 5).
@@ -185,6 +212,8 @@ POSTBACKS_RETRY_AFTER_MAX = env.int("POSTBACKS_RETRY_AFTER_MAX", default=3600)
 POSTBACKS_DISABLE_AFTER = env.int("POSTBACKS_DISABLE_AFTER", default=50)
 # Each worker's sweeper sends due deliveries from the database this often (seconds).
 POSTBACKS_SWEEP_INTERVAL = env.int("POSTBACKS_SWEEP_INTERVAL", default=60)
+# /healthz says "late" when a delivery has been overdue this long (seconds).
+POSTBACKS_HEALTH_MAX_LAG = env.int("POSTBACKS_HEALTH_MAX_LAG", default=900)
 # The embedded delivery loop (no REDIS_URL) looks for due deliveries this often.
 POSTBACKS_EMBEDDED_POLL = env.float("POSTBACKS_EMBEDDED_POLL", default=1.0)
 POSTBACKS_CONNECT_TIMEOUT = env.float("POSTBACKS_CONNECT_TIMEOUT", default=5.0)

@@ -1,0 +1,83 @@
+"""A database that cannot be reached: 503 with a JSON error, not a 500 page.
+
+Callers of the API (affiliate networks, bots) and load balancers read status
+codes: a 503 with Retry-After says "try again later", which is the truth when
+the database is down; a 500 would say we have a bug. Only a failure to reach
+the database is turned into a 503; an error in a query stays a 500.
+"""
+
+import logging
+import sqlite3
+
+from django.db import InterfaceError, OperationalError
+from django.http import JsonResponse
+
+log = logging.getLogger(__name__)
+
+# Paths whose callers read JSON; the admin keeps Django's error page.
+JSON_PATHS = ("/api/", "/healthz")
+# Seconds a caller is asked to wait before it tries again.
+RETRY_AFTER = 10
+
+# PostgreSQL error codes of a server that is there but does not serve:
+# connection exceptions (class 08), shutting down or starting up, and out of
+# connection slots.
+PG_UNAVAILABLE = ("08", "57P01", "57P02", "57P03", "53300")
+# SQLite: the file is locked by another writer past the busy timeout, or it
+# cannot be opened.
+SQLITE_UNAVAILABLE = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_CANTOPEN)
+
+
+def unreachable(exc):
+    """True when `exc` says the database cannot be reached, not that a query is wrong."""
+    try:
+        import psycopg
+    except ImportError:  # SQLite only
+        psycopg = None
+    # Django wraps the driver's error and keeps it as the cause.
+    cause = exc.__cause__ if isinstance(exc, (InterfaceError, OperationalError)) else None
+    err = cause or exc
+    if isinstance(err, InterfaceError):  # Django's own: the connection is closed
+        return True
+    if psycopg is not None and isinstance(err, psycopg.Error):
+        if isinstance(err, psycopg.InterfaceError):
+            return True
+        if isinstance(err, psycopg.OperationalError):
+            # No SQLSTATE: the client gave up (refused, timed out, connection
+            # lost, no pooled connection in time: psycopg_pool.PoolTimeout).
+            return err.sqlstate is None or err.sqlstate.startswith(PG_UNAVAILABLE)
+        return False
+    if isinstance(err, sqlite3.OperationalError):
+        # The primary result code is the low byte of the extended one.
+        return (getattr(err, "sqlite_errorcode", 0) & 0xFF) in SQLITE_UNAVAILABLE
+    return False
+
+
+def reason(exc):
+    """A short, one-line account of an error: its class and the first line of its message."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:200]
+
+
+def unavailable_response(error):
+    response = JsonResponse({"ok": False, "error": error}, status=503)
+    response["Retry-After"] = str(RETRY_AFTER)
+    return response
+
+
+class DatabaseUnavailableMiddleware:
+    """Answers 503 JSON on the API and /healthz when a view could not reach the database."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not request.path.startswith(JSON_PATHS) or not unreachable(exception):
+            return None
+        log.warning("Database unavailable on %s: %s", request.path, reason(exception))
+        return unavailable_response(
+            "The database is unavailable; nothing was recorded. Try again later."
+        )
