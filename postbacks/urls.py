@@ -1,8 +1,9 @@
 from django.urls import path
 
-from postbacks import views
+from postbacks import health, views
 
 urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
     path(
         "api/postbacks/<str:token>/tracker-postback",
         views.incoming,

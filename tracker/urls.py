@@ -2,7 +2,6 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from postbacks.health import healthz
 from tracker.views import demo_receiver
 
 admin.site.site_header = "Postback tracker"
@@ -12,7 +11,6 @@ admin.site.index_title = "Configuration"
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
-    path("healthz", healthz, name="healthz"),
     path("", include("postbacks.urls")),
     path("", include("crm.urls")),
     path("demo/receiver", demo_receiver, name="demo-receiver"),
