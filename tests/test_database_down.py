@@ -206,6 +206,7 @@ def test_a_database_file_that_cannot_be_opened_gives_503_json(tmp_path):
         assert_unavailable(*server.timed("GET", "/api/postbacks/0000/tracker-postback"))
         bot = {"headers": {"X-Api-Key": "k"}, "json": {"user_id": 7}}
         assert_unavailable(*server.timed("POST", "/api/clients", **bot))
+        assert_unavailable(*server.timed("GET", "/go/some-spot?advert__campaign_id=1"))
     finally:
         server.stop()
 

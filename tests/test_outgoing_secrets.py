@@ -114,3 +114,34 @@ def test_an_attempt_never_runs_longer_than_the_bound_whatever_the_row_says(
     drain(timeout=10)
     first = DeliveryAttempt.objects.order_by("number").first()
     assert not first.success and first.duration_ms < 1500
+
+
+def test_the_spot_page_never_shows_a_pixel_token_and_keeps_it_when_left_empty(admin_client, spot):
+    pixel = Pixel.objects.create(spot=spot, network="facebook", pixel_id="1", access_token=TOKEN)
+    url = reverse("admin:tracker_spot_change", args=[spot.pk])
+    page = admin_client.get(url)
+    assert TOKEN not in page.content.decode() and "set; type to replace" in page.content.decode()
+
+    def save(token):
+        data = {}
+        for formset in page.context["inline_admin_formsets"]:
+            management = formset.formset.management_form
+            data.update({management.add_prefix(k): v for k, v in management.initial.items()})
+            for form in formset.formset.forms:
+                for name, field in form.fields.items():
+                    value = form.initial.get(name, field.initial)
+                    if value is not None and not isinstance(value, bool):
+                        data[form.add_prefix(name)] = getattr(value, "pk", value)
+                    elif value is True:
+                        data[form.add_prefix(name)] = "on"
+        form = page.context["adminform"].form
+        data.update({k: v for k, v in form.initial.items() if isinstance(v, str | int)})
+        data["crm_enabled"] = "on" if spot.crm_enabled else ""
+        data["pixels-0-access_token"] = token
+        response = admin_client.post(url, data)
+        assert response.status_code == 302, response.context["adminform"].form.errors
+        pixel.refresh_from_db()
+        return pixel.access_token
+
+    assert save("") == TOKEN
+    assert save("new-token") == "new-token"

@@ -40,9 +40,28 @@ class GoalInline(admin.TabularInline):
     show_change_link = True
 
 
+class PixelForm(forms.ModelForm):
+    """The access token is write-only: never put back into the page, kept when
+    the field is left empty, replaced when something is typed."""
+
+    class Meta:
+        model = Pixel
+        fields = ["network", "pixel_id", "access_token", "test_event_code", "enabled"]
+        widgets = {"access_token": forms.PasswordInput(render_value=False)}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.access_token:
+            self.fields["access_token"].widget.attrs["placeholder"] = "set; type to replace"
+
+    def clean_access_token(self):
+        return self.cleaned_data.get("access_token") or self.instance.access_token
+
+
 class PixelInline(admin.TabularInline):
     model = Pixel
-    fields = ["network", "pixel_id", "access_token", "test_event_code", "enabled"]
+    form = PixelForm
+    fields = PixelForm.Meta.fields
     extra = 0
 
 

@@ -14,8 +14,9 @@ from django.http import JsonResponse
 
 log = logging.getLogger(__name__)
 
-# Paths whose callers read JSON; the admin keeps Django's error page.
-JSON_PATHS = ("/api/", "/healthz")
+# Paths of the public endpoints, whose callers read status codes and JSON
+# (clicks too: their errors are JSON already); the admin keeps Django's page.
+JSON_PATHS = ("/api/", "/go/", "/healthz")
 # Seconds a caller is asked to wait before it tries again.
 RETRY_AFTER = 10
 
@@ -66,7 +67,7 @@ def unavailable_response(error):
 
 
 class DatabaseUnavailableMiddleware:
-    """Answers 503 JSON on the API and /healthz when a view could not reach the database."""
+    """Answers 503 JSON on the public endpoints when a view could not reach the database."""
 
     def __init__(self, get_response):
         self.get_response = get_response
