@@ -1,10 +1,14 @@
 """How leads become clients: parsing a click's parameters and a bot's JSON."""
 
+import re
+
 from crm.models import ADVERT_KEYS, Client
+from crm.values import RefusedJSON, clean_text, load_json, shown
 
 # Kept as they came, in params, for reports and {params__X} macros.
 AD_CLICK_IDS = ("fbclid", "ttclid", "gclid")
 MAX_PARAMS = 100
+MAX_NAME = 200
 MAX_VALUE = 2000
 
 
@@ -20,6 +24,7 @@ def split_params(pairs):
     """(name, value) pairs of a click -> (Client field values, params dict)."""
     fields, params = {}, {}
     for name, value in pairs:
+        name, value = clean_text(name)[:MAX_NAME], clean_text(value)
         if name.startswith("advert__") and name[len("advert__") :] in ADVERT_KEYS:
             key = f"advert_{name[len('advert__') :]}"
             fields[key] = _limit(key, value)
@@ -39,6 +44,18 @@ def client_from_click(spot, pairs):
 
 
 TEXT_FIELDS = {"username": "username", "name": "name", "geo": "geo", "cl_id": "cl_id"}
+# A Telegram user id as text: ASCII digits that fit a bigint, checked before int().
+USER_ID_TEXT = re.compile(r"-?[0-9]{1,19}")
+
+
+def read_bot_json(raw):
+    """The body of POST /api/clients as storable data; raises BadInput."""
+    try:
+        return load_json(raw or b"null")
+    except RefusedJSON as e:
+        raise BadInput(f"The JSON body {e}.") from e
+    except ValueError as e:  # not JSON, or not UTF-8/16/32
+        raise BadInput("The body is not valid JSON.") from e
 
 
 def parse_bot_client(data):
@@ -46,7 +63,7 @@ def parse_bot_client(data):
     if not isinstance(data, dict):
         raise BadInput("The body must be a JSON object.")
     user_id = data.get("user_id")
-    if isinstance(user_id, str) and user_id.strip().lstrip("-").isdigit():
+    if isinstance(user_id, str) and USER_ID_TEXT.fullmatch(user_id.strip()):
         user_id = int(user_id)
     if isinstance(user_id, bool) or not isinstance(user_id, int):
         raise BadInput("user_id is required and must be an integer (the Telegram user id).")
@@ -69,7 +86,9 @@ def parse_bot_client(data):
         raise BadInput("advert must be an object of " + ", ".join(ADVERT_KEYS) + ".")
     for key, value in advert.items():
         if key not in ADVERT_KEYS:
-            raise BadInput(f"advert.{key} is not known. Known: {', '.join(ADVERT_KEYS)}.")
+            raise BadInput(f"advert.{key[:100]} is not known. Known: {', '.join(ADVERT_KEYS)}.")
+        if not isinstance(value, str | int | float | None) or isinstance(value, bool):
+            raise BadInput(f"advert.{key} must be a string, not {shown(value)}.")
         fields[f"advert_{key}"] = _limit(f"advert_{key}", "" if value is None else value)
     params = data.get("params") or {}
     if not isinstance(params, dict):

@@ -1,27 +1,112 @@
-"""Parsing of values that arrive as text: amounts, currencies, field values."""
+"""Parsing of values that arrive as text: amounts, currencies, field values, JSON.
+
+Text from outside passes `clean_text` on its way to the database, and numbers
+are refused by length before they are parsed, so no input can make a query
+fail or a parser run away.
+"""
 
 import datetime
+import json
+import math
 import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 CENT = Decimal("0.01")
 MAX_AMOUNT = Decimal("99999999999999.99")  # what Conversion.amount (16 digits, 2 places) holds
+# Characters of a number's text. Longer is refused before parsing: a million
+# digits overflow Decimal's context as soon as they are rounded, and no
+# amount, id or field value needs a hundred.
+MAX_NUMBER = 100
+# Nesting of a JSON body: parameters and bot payloads are flat, a few levels
+# leave room; the limit also keeps every walk over the data far from Python's
+# recursion limit.
+MAX_DEPTH = 20
 
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
 _FALSE = {"0", "false", "no", "off", "n", "f", ""}
+# PostgreSQL text and jsonb cannot hold NUL, and a lone surrogate (JSON's
+# "\ud800") cannot be encoded as UTF-8 for any database.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def clean_text(text):
+    """`text` as every database can store it: NUL and lone surrogates become
+    U+FFFD; everything else, control characters included, is kept as it came."""
+    return _UNSTORABLE.sub("\ufffd", text)
+
+
+def shown(text, limit=40):
+    """repr() of a value for an error message, cut when long."""
+    s = str(text)
+    return repr(s) if len(s) <= limit else repr(s[:limit]) + "…"
+
+
+class RefusedJSON(ValueError):
+    """Valid JSON syntax with content we do not take; the message says what
+    (it completes "The JSON body …")."""
+
+
+def clean_data(data, depth=0):
+    """Parsed JSON with every string (keys too) cleaned; raises RefusedJSON when
+    it is nested deeper than MAX_DEPTH."""
+    if depth > MAX_DEPTH:
+        raise RefusedJSON(f"is nested deeper than {MAX_DEPTH} levels")
+    if isinstance(data, str):
+        return clean_text(data)
+    if isinstance(data, dict):
+        return {clean_text(k): clean_data(v, depth + 1) for k, v in data.items()}
+    if isinstance(data, list):
+        return [clean_data(v, depth + 1) for v in data]
+    return data
+
+
+def _refuse_constant(name):
+    raise RefusedJSON(f"has {name}, which is not a number; send a number or a string")
+
+
+def _int(text):
+    if len(text) > MAX_NUMBER:
+        raise RefusedJSON(f"has a number of {len(text)} digits (at most {MAX_NUMBER})")
+    return int(text)
+
+
+def _float(text):
+    if len(text) > MAX_NUMBER:
+        raise RefusedJSON(f"has a number of {len(text)} characters (at most {MAX_NUMBER})")
+    value = float(text)
+    if not math.isfinite(value):
+        raise RefusedJSON(f"has the number {text}, which is out of range")
+    return value
+
+
+def load_json(raw):
+    """A JSON document (text or bytes) as data the database can store.
+
+    Raises ValueError (JSONDecodeError, UnicodeDecodeError) when it is not
+    JSON, and RefusedJSON for NaN, Infinity, numbers out of range or too long,
+    and nesting deeper than MAX_DEPTH (100,000 levels would otherwise be a
+    RecursionError).
+    """
+    try:
+        data = json.loads(raw, parse_constant=_refuse_constant, parse_int=_int, parse_float=_float)
+    except RecursionError as e:
+        raise RefusedJSON(f"is nested deeper than {MAX_DEPTH} levels") from e
+    return clean_data(data)
 
 
 def parse_decimal(text):
     """'12.50', '12,50', ' 1 000.5 ' -> Decimal; raises ValueError on anything else."""
     s = str(text).strip().replace(" ", "").replace("\u00a0", "")
+    if len(s) > MAX_NUMBER:
+        raise ValueError(f"{shown(text)} is not a number (over {MAX_NUMBER} characters)")
     if "," in s and "." not in s:
         s = s.replace(",", ".")  # a decimal comma, as European networks send it
     if not re.fullmatch(r"[+-]?(\d+(\.\d*)?|\.\d+)", s):
-        raise ValueError(f"{text!r} is not a number")
+        raise ValueError(f"{shown(text)} is not a number")
     try:
         value = Decimal(s)
     except InvalidOperation as e:  # pragma: no cover - the regex already guards
-        raise ValueError(f"{text!r} is not a number") from e
+        raise ValueError(f"{shown(text)} is not a number") from e
     return value
 
 
@@ -30,14 +115,14 @@ def parse_amount(text):
     value = parse_decimal(text)
     # Check before rounding: quantize() of a 30-digit number overflows the context.
     if abs(value) > MAX_AMOUNT:
-        raise ValueError(f"{text!r} is too large an amount")
+        raise ValueError(f"{shown(text)} is too large an amount")
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def parse_currency(text):
     s = str(text).strip().upper()
     if not re.fullmatch(r"[A-Z]{3}", s):
-        raise ValueError(f"{text!r} is not a three-letter currency code")
+        raise ValueError(f"{shown(text)} is not a three-letter currency code")
     return s
 
 
@@ -47,7 +132,7 @@ def parse_bool(text):
         return True
     if s in _FALSE:
         return False
-    raise ValueError(f"{text!r} is not yes or no")
+    raise ValueError(f"{shown(text)} is not yes or no")
 
 
 def parse_date(text):
@@ -63,4 +148,4 @@ def parse_date(text):
             return datetime.datetime.fromisoformat(s.replace("Z", "+00:00")).date()
         return datetime.date.fromisoformat(s)
     except ValueError as e:
-        raise ValueError(f"{text!r} is not a date") from e
+        raise ValueError(f"{shown(text)} is not a date") from e

@@ -1,16 +1,27 @@
-"""Click intake: /go/<spot> for links, POST /api/clients for bots."""
+"""Click intake: /go/<spot> for links, POST /api/clients for bots.
 
-import json
+Both are public: every answer to bad input is a JSON 4xx with an error that
+names the problem, never a 500 or an HTML page.
+"""
+
+import functools
 import secrets
 
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.db import transaction
 from django.http import HttpResponseRedirect, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
 
-from crm.clicks import BadInput, client_from_click, parse_bot_client
+from crm.clicks import (
+    MAX_PARAMS,
+    BadInput,
+    client_from_click,
+    parse_bot_client,
+    read_bot_json,
+)
 from crm.links import client_links, link_context, render_link
 from crm.models import Client
+from crm.values import clean_text
 from tracker.models import Spot
 
 
@@ -18,7 +29,31 @@ def error(message, status):
     return JsonResponse({"ok": False, "error": message}, status=status)
 
 
-@require_GET
+def method_not_allowed(request, allowed):
+    """405 in JSON, with the Allow header HTTP asks for."""
+    response = error(
+        f"Use {' or '.join(allowed)}, not {clean_text(request.method)[:20]}.", status=405
+    )
+    response["Allow"] = ", ".join(allowed)
+    return response
+
+
+def allow(*methods):
+    """Django's require_http_methods, answered in JSON like every other error here."""
+
+    def decorator(view):
+        @functools.wraps(view)
+        def checked(request, *args, **kwargs):
+            if request.method not in methods:
+                return method_not_allowed(request, methods)
+            return view(request, *args, **kwargs)
+
+        return checked
+
+    return decorator
+
+
+@allow("GET")
 def go(request, slug):
     spot = Spot.objects.filter(slug=slug).first()
     if spot is None:
@@ -26,7 +61,10 @@ def go(request, slug):
     if not spot.target_url:
         # Refused before a client is made: a lead must not be counted for a dead link.
         return error(f"The spot {spot.name!r} has no target URL; set it in the admin.", 409)
-    pairs = [(k, request.GET[k]) for k in request.GET]
+    try:
+        pairs = [(k, request.GET[k]) for k in request.GET]
+    except TooManyFieldsSent:
+        return error(f"Too many parameters (more than {MAX_PARAMS}).", 400)
     try:
         client = client_from_click(spot, pairs)
     except BadInput as e:
@@ -40,11 +78,11 @@ def _api_key(request):
     auth = request.headers.get("Authorization", "")
     if not key and auth.lower().startswith("bearer "):
         key = auth[7:]
-    return key.strip()
+    return clean_text(key.strip())
 
 
 @csrf_exempt
-@require_POST
+@allow("POST")
 def api_clients(request):
     key = _api_key(request)
     if not key:
@@ -53,11 +91,9 @@ def api_clients(request):
     if spot is None or not secrets.compare_digest(spot.api_key, key):
         return error("Unknown API key.", 403)
     try:
-        data = json.loads(request.body or b"null")
-    except (ValueError, UnicodeDecodeError):
-        return error("The body is not valid JSON.", 400)
-    try:
-        user_id, fields = parse_bot_client(data)
+        user_id, fields = parse_bot_client(read_bot_json(request.body))
+    except RequestDataTooBig:
+        return error("The body is over the upload limit.", 413)
     except BadInput as e:
         return error(str(e), 400)
     with transaction.atomic():

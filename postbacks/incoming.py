@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from crm import macros
 from crm.models import Client, CustomFieldValue, Message
+from crm.values import clean_text
 from postbacks.fanout import create_deliveries
 from postbacks.incoming_params import (
     CLICK_ID,
@@ -35,7 +36,6 @@ from postbacks.incoming_params import (
     TID,
     Rejected,
     check_caller,
-    clean_text,
     event_word,
     find_partner,
     name_of,
@@ -54,6 +54,7 @@ logger = logging.getLogger(__name__)
 
 STORAGE_NOTE = "Stored: "  # warnings written when storing, kept across replays
 OK_STATUSES = ("accepted", "updated", "duplicate")
+METHODS = ("GET", "POST")  # any other is stored, then answered 405
 
 
 def max_stored():
@@ -126,11 +127,37 @@ def client_addr(request):
         return None
 
 
-def read_head(request):
+def is_chunked(request):
+    # Under gunicorn a chunked body comes without CONTENT_LENGTH, so Django
+    # reads none of it. wsgi.input_terminated (gunicorn sets it) says the
+    # stream ends where the body ends: reading it to the end cannot block.
+    return (
+        not request.META.get("CONTENT_LENGTH")
+        and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
+        and request.META.get("wsgi.input_terminated", False)
+    )
+
+
+def read_body(request):
+    """(body, None), or (None, its first bytes) when the body is over Django's
+    upload limit (DATA_UPLOAD_MAX_MEMORY_SIZE), chunked or not."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    if is_chunked(request):
+        stream = request.META["wsgi.input"]
+        try:
+            data = stream.read() if limit is None else stream.read(limit + 1)
+        except OSError:
+            data = b""
+        if limit is not None and len(data) > limit:
+            return None, data[: max_stored()]
+        return data, None
     try:
-        return request.read(max_stored())
-    except OSError:
-        return b""
+        return request.body, None
+    except RequestDataTooBig:
+        try:
+            return None, request.read(max_stored())
+        except OSError:
+            return None, b""
 
 
 def store(request, token):
@@ -138,20 +165,22 @@ def store(request, token):
     full query and body texts (body None when too large to read)."""
     notes = []
     query = decode(request.META.get("QUERY_STRING", "").encode("latin-1", "replace"))
-    try:
-        body = decode(request.body)
+    raw, head = read_body(request)
+    if raw is not None:
+        body = decode(raw)
         stored_body = capped(body, "body", notes)
-    except RequestDataTooBig:
-        # Over Django's upload limit: not processed, but its beginning is kept.
+    else:
+        # Over the upload limit: not processed, but its beginning is kept.
         body = None
-        stored_body = decode(read_head(request))
+        stored_body = decode(head)[: max_stored()]
+        size = request.META.get("CONTENT_LENGTH") or "over"
         notes.append(
-            f"{STORAGE_NOTE}body of {request.META.get('CONTENT_LENGTH') or 'over'} bytes is over "
-            f"the upload limit; its first {len(stored_body)} characters kept, not processed."
+            f"{STORAGE_NOTE}body of {size} bytes is over the upload limit; its first "
+            f"{len(stored_body)} characters kept, not processed."
         )
     row = IncomingPostback.objects.create(
         token=clean_text(token)[:100],
-        method=request.method[:10],
+        method=clean_text(request.method)[:10],
         path=capped(clean_text(request.path), "path", notes),
         query=capped(query, "query", notes),
         body=stored_body,
@@ -215,8 +244,8 @@ def find_spot(token):
 
 
 def accept(row, spot, query, body):
-    if row.method not in ("GET", "POST"):
-        raise Rejected(405, f"Use GET or POST, not {row.method}.")
+    if row.method not in METHODS:
+        raise Rejected(405, f"Use {' or '.join(METHODS)}, not {row.method}.")
     if body is None:
         raise Rejected(413, "The request is too large to process.")
     params, warnings = parse_params(query, body, row.content_type)

@@ -10,6 +10,7 @@ import logging
 from urllib.parse import parse_qsl
 
 from crm import values
+from crm.values import clean_text
 from tracker.models import CONVERSION_STATUSES, parse_status_map
 
 logger = logging.getLogger(__name__)
@@ -37,13 +38,6 @@ class Rejected(Exception):
         super().__init__(message)
         self.http_status = http_status
         self.message = message
-
-
-def clean_text(text):
-    # PostgreSQL text cannot hold NUL, and UTF-8 cannot hold a lone surrogate
-    # (JSON's "\ud800"); everything else is kept as it came.
-    text = text.replace("\x00", "\ufffd")
-    return text.encode("utf-8", errors="replace").decode("utf-8")
 
 
 def parse_params(query, body, content_type):
@@ -78,18 +72,16 @@ def parse_pairs(text, where):
 
 def json_pairs(text):
     try:
-        data = json.loads(text)
+        data = values.load_json(text)
+    except values.RefusedJSON as e:
+        raise Rejected(400, f"The JSON body {e}.") from e
     except ValueError as e:
         raise Rejected(400, f"The body is not valid JSON: {e}") from e
-    except RecursionError as e:
-        raise Rejected(400, "The JSON body is nested too deep.") from e
     if not isinstance(data, dict):
         raise Rejected(400, "The JSON body must be an object of parameters.")
     pairs = []
-    try:
-        flatten(data, "", pairs)
-    except RecursionError as e:
-        raise Rejected(400, "The JSON body is nested too deep.") from e
+    # load_json bounds the nesting, so this walk stays far from the recursion limit.
+    flatten(data, "", pairs)
     if len(pairs) > MAX_FIELDS:
         raise Rejected(400, f"The body has more than {MAX_FIELDS} parameters.")
     return pairs
@@ -97,18 +89,19 @@ def json_pairs(text):
 
 def flatten(data, prefix, pairs):
     # {"tracker": {"event": "sale"}} is tracker.event=sale, as in the query dialect.
+    # load_json has cleaned every string already.
     for key, value in data.items():
         name = f"{prefix}{key}".strip().lower()
         if isinstance(value, dict):
             flatten(value, name + ".", pairs)
         elif isinstance(value, bool):
-            pairs.append((clean_text(name), "true" if value else "false"))
+            pairs.append((name, "true" if value else "false"))
         elif value is None:
-            pairs.append((clean_text(name), ""))
+            pairs.append((name, ""))
         elif isinstance(value, str | int | float):
-            pairs.append((clean_text(name), clean_text(str(value)).strip()))
+            pairs.append((name, str(value).strip()))
         else:
-            pairs.append((clean_text(name), clean_text(json.dumps(value))))
+            pairs.append((name, json.dumps(value)))
 
 
 def pick(params, names):

@@ -8,9 +8,16 @@ from postbacks import incoming as work
 @csrf_exempt
 @transaction.non_atomic_requests  # the raw row must commit before processing starts
 def incoming(request, token):
-    """GET or POST /api/postbacks/<token>/tracker-postback: what networks call."""
+    """GET or POST /api/postbacks/<token>/tracker-postback: what networks call.
+
+    Every method is let in so that every request is stored; another one than
+    GET or POST is then answered 405 (its outcome says so).
+    """
     row, query, body = work.store(request, token)
     outcome = work.run(row, query, body)
     if outcome.ok and outcome.plain:
         return HttpResponse(outcome.plain, content_type="text/plain; charset=utf-8")
-    return JsonResponse(outcome.payload(), status=outcome.http_status)
+    response = JsonResponse(outcome.payload(), status=outcome.http_status)
+    if outcome.http_status == 405:
+        response["Allow"] = ", ".join(work.METHODS)
+    return response

@@ -1,0 +1,57 @@
+"""gunicorn's settings for the web processes.
+
+`gunicorn tracker.wsgi`, run from this folder, reads this file (gunicorn looks
+for ./gunicorn.conf.py by default; `-c path` names another). Command-line
+flags and GUNICORN_CMD_ARGS override any value here.
+"""
+
+import os
+from pathlib import Path
+
+import environ
+
+# The same .env as the Django settings, so WEB_BIND and WEB_CONCURRENCY may
+# live there too; real environment variables win.
+environ.Env.read_env(Path(__file__).resolve().parent / ".env", overwrite=False)
+
+
+def _cpus():
+    try:
+        return len(os.sched_getaffinity(0))  # what this process may use (containers, taskset)
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+# Loopback: the README runs the web processes behind nginx or another TLS
+# proxy on the same machine. WEB_BIND="0.0.0.0:8000" (comma separated for
+# several addresses, or unix:/path) listens elsewhere.
+bind = [a.strip() for a in os.environ.get("WEB_BIND", "127.0.0.1:8000").split(",") if a.strip()]
+
+# Sync workers serve one request at a time, and a postback mostly waits on
+# the database: two per CPU plus one, gunicorn's rule of thumb. Capped at 12
+# because every worker holds its own PostgreSQL connections and PostgreSQL
+# allows 100 by default; more processes on more machines scale further.
+# WEB_CONCURRENCY is gunicorn's own variable for this.
+workers = int(os.environ.get("WEB_CONCURRENCY") or min(2 * _cpus() + 1, 12))
+
+# A worker silent this long is stuck (a lock wait, an unreachable database)
+# and is replaced; a postback takes milliseconds. On a restart, requests in
+# flight get as long to finish.
+timeout = 30
+graceful_timeout = 30
+
+# The request line (method, URL, version) may be this long. gunicorn's
+# default, 4094 bytes, refuses long partner URLs before Django sees them, so
+# they would never be stored. 8190 is the most gunicorn allows short of 0,
+# which means unlimited: one request line could then fill a worker's memory.
+# It is also what nginx's default buffers let through (8 KiB), so a proxy in
+# front refuses no less; real postback URLs are far shorter. The tracker
+# would store up to 64 KiB of a query: raise nginx's large_client_header_buffers
+# and pass --limit-request-line 0 only for a partner that needs more.
+limit_request_line = 8190
+
+# No access log: the incoming postback URL carries the spot's secret token in
+# its path and click ids in its query, and every postback is stored in the
+# database anyway (admin: Incoming postbacks). --access-logfile - turns it on.
+accesslog = None
+errorlog = "-"
