@@ -7,7 +7,11 @@ from django.apps import AppConfig
 def _serving():
     """True in a process that serves web requests (and is not runserver's reloader parent)."""
     argv = sys.argv
-    if "gunicorn" in os.path.basename(argv[0]):
+    main = sys.modules.get("__main__")
+    # The gunicorn script, or `python -m gunicorn` (whose argv[0] is __main__.py).
+    if "gunicorn" in os.path.basename(argv[0]) or "gunicorn" in (
+        getattr(main, "__package__", None) or ""
+    ):
         return True
     command = argv[1] if len(argv) > 1 else ""
     if command == "quickstart" and "--no-serve" not in argv:
