@@ -1,11 +1,19 @@
-"""Sending one request: connection reuse, timeouts, no redirects, SSRF guard.
+"""Sending one request: connection reuse, timeouts, no redirects, two guarantees.
 
-The guard checks the address the socket actually connected to, after DNS,
-so a name that resolves to a public address when checked and a private one
-when used cannot slip through.
+1. Private targets get no packet. A new connection resolves the host once,
+   refuses it when any of its addresses is private, loopback, link-local,
+   multicast or reserved (`address_allowed`), and connects only to an address
+   it checked, so a name that rebinds between check and use cannot slip
+   through. TLS still verifies the certificate against the host name.
+2. One attempt has one deadline. Everything a send does (DNS, connect, TLS,
+   writing the request, reading the answer) ends `timeout` seconds (plus
+   DEADLINE_SLACK) after it starts, however slowly the receiver trickles.
 """
 
+import contextlib
 import ipaddress
+import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -15,8 +23,14 @@ from django.conf import settings
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
 from postbacks.render import parse_statuses
+
+# The deadline ends this long after the timeout, so a receiver that stays silent
+# for a whole `timeout` still fails on the read timeout (ReadTimeout); the
+# deadline is for one that keeps every single read short.
+DEADLINE_SLACK = 0.25
 
 
 class BlockedAddress(Exception):
@@ -37,35 +51,167 @@ def address_allowed(addr):
     return ip.is_global and not ip.is_multicast
 
 
-def _check_peer(sock):
-    peer = sock.getpeername()[0]
-    if not address_allowed(peer):
-        sock.close()
-        raise BlockedAddress(
-            f"Refused to connect to {peer}: a private, loopback, link-local, multicast or "
-            "reserved address (set POSTBACKS_ALLOWED_NETWORKS to allow it)."
-        )
+class Deadline:
+    """The end of one send, and the sockets it must cut when it passes.
+
+    Why a watcher thread and not socket timeouts: http.client reads a header
+    line or a body in loops of recv() that each get the full timeout, and we
+    cannot step in between them. Shutting the TCP connection down from outside
+    ends any of them at once, whatever urllib3 was doing. One short-lived
+    thread per send costs little next to the HTTP request it guards.
+    """
+
+    def __init__(self, seconds):
+        self.at = time.monotonic() + seconds + DEADLINE_SLACK
+        self.lock = threading.Lock()
+        self.handles = []
+        self.expired = False
+        self.stopped = threading.Event()
+        threading.Thread(target=self._watch, name="send-deadline", daemon=True).start()
+
+    def left(self):
+        return max(0.0, self.at - time.monotonic())
+
+    def passed(self):
+        return time.monotonic() >= self.at
+
+    def watch(self, sock):
+        """Cut this connection when the deadline passes.
+
+        We hold a duplicate of its file descriptor: it stays ours when urllib3
+        closes or TLS-wraps the socket, so a cut never hits another connection
+        that got the old number, and shutting it down ends the TCP connection
+        under the TLS layer without touching the TLS object another thread uses.
+        """
+        handle = socket.fromfd(sock.fileno(), sock.family, sock.type)
+        with self.lock:
+            if self.stopped.is_set():
+                handle.close()
+                return
+            self.handles.append(handle)
+            if self.expired:
+                _cut(handle)
+
+    def _watch(self):
+        if self.stopped.wait(self.left()):
+            return
+        with self.lock:
+            if not self.stopped.is_set():
+                self.expired = True
+                for handle in self.handles:
+                    _cut(handle)
+
+    def stop(self):
+        with self.lock:
+            self.stopped.set()
+            for handle in self.handles:
+                handle.close()
+            self.handles = []
 
 
-class GuardedHTTPConnection(HTTPConnection):
+def _cut(handle):
+    with contextlib.suppress(OSError):  # the other side may have closed it already
+        handle.shutdown(socket.SHUT_RDWR)
+
+
+def _deadline():
+    return getattr(_local, "deadline", None)
+
+
+def _resolve(host, port, seconds):
+    """getaddrinfo cannot be interrupted: it runs in a thread we stop waiting for."""
+    answer = []
+
+    def lookup():
+        try:
+            answer.append(socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM))
+        except Exception as e:  # handed over to the caller below
+            answer.append(e)
+
+    thread = threading.Thread(target=lookup, name="send-dns", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if not answer:
+        raise TimeoutError(f"resolving {host} took longer than {seconds:.2f} s")
+    if isinstance(answer[0], Exception):
+        raise answer[0]
+    return answer[0]
+
+
+class GuardedConnectionMixin:
     def _new_conn(self):
-        sock = super()._new_conn()
-        _check_peer(sock)
-        return sock
+        """Resolve once, check every address, connect only to a checked one."""
+        deadline = _deadline()
+        left = deadline.left() if deadline else None
+        host = self._dns_host.strip("[]")
+        try:
+            addresses = _resolve(host, self.port, left)
+        except socket.gaierror as e:
+            raise NameResolutionError(self.host, self, e) from e
+        except TimeoutError as e:
+            raise ConnectTimeoutError(self, f"Connection to {self.host} timed out: {e}") from e
+        for *_, sockaddr in addresses:
+            addr = sockaddr[0]
+            if not address_allowed(addr):
+                # Nothing was sent, so the text is the same whether anything listens.
+                target = addr if addr == host else f"{host} ({addr})"
+                raise BlockedAddress(
+                    f"Refused to connect to {target}: a private, loopback, link-local, "
+                    "multicast or reserved address (set POSTBACKS_ALLOWED_NETWORKS to allow it)."
+                )
+        error = None
+        # Every address of the name was checked above, IPv6 ones too even where
+        # this machine cannot reach them (those fail at once and the next is tried).
+        for family, kind, proto, _, sockaddr in addresses:
+            sock = socket.socket(family, kind, proto)
+            try:
+                for option in self.socket_options or ():
+                    sock.setsockopt(*option)
+                timeout = self.timeout if isinstance(self.timeout, int | float) else None
+                if deadline:
+                    timeout = deadline.left() if timeout is None else min(timeout, deadline.left())
+                sock.settimeout(timeout)
+                if self.source_address:
+                    sock.bind(self.source_address)
+                sock.connect(sockaddr)  # the checked address itself: no second lookup
+            except OSError as e:
+                sock.close()
+                error = e
+                continue
+            if deadline:
+                deadline.watch(sock)
+            sys.audit("http.client.connect", self, self.host, self.port)
+            return sock
+        if isinstance(error, TimeoutError):
+            message = f"Connection to {self.host} timed out. (connect timeout={timeout})"
+            raise ConnectTimeoutError(self, message) from error
+        raise NewConnectionError(self, f"Failed to establish a new connection: {error}") from error
 
 
-class GuardedHTTPSConnection(HTTPSConnection):
-    def _new_conn(self):
-        sock = super()._new_conn()
-        _check_peer(sock)
-        return sock
+class GuardedHTTPConnection(GuardedConnectionMixin, HTTPConnection):
+    pass
 
 
-class GuardedHTTPPool(HTTPConnectionPool):
+class GuardedHTTPSConnection(GuardedConnectionMixin, HTTPSConnection):
+    pass
+
+
+class DeadlinePoolMixin:
+    def _get_conn(self, timeout=None):
+        conn = super()._get_conn(timeout)
+        # A kept-alive connection has its socket already; a new one is watched
+        # as soon as _new_conn has connected it.
+        deadline = _deadline()
+        if deadline and conn.sock is not None:
+            deadline.watch(conn.sock)
+        return conn
+
+
+class GuardedHTTPPool(DeadlinePoolMixin, HTTPConnectionPool):
     ConnectionCls = GuardedHTTPConnection
 
 
-class GuardedHTTPSPool(HTTPSConnectionPool):
+class GuardedHTTPSPool(DeadlinePoolMixin, HTTPSConnectionPool):
     ConnectionCls = GuardedHTTPSConnection
 
 
@@ -115,6 +261,7 @@ def send(req, timeout, delivery_id=None):
     req.headers = headers
     started = time.monotonic()
     result = Result()
+    deadline = _local.deadline = Deadline(timeout)
     try:
         resp = session().request(
             req.method,
@@ -141,6 +288,16 @@ def send(req, timeout, delivery_id=None):
         # A URL that cannot even be sent (bad host name, bad port) is a failed
         # attempt like any other, not a crashed worker holding its claim.
         result.error_class, result.error = type(e).__name__, str(e)[:2000]
+    finally:
+        deadline.stop()
+        _local.deadline = None
+    # Cut by the deadline, or failed once it had passed (DNS or connect had no
+    # time left): what the cut connection raised, or a body cut short, is not the news.
+    if deadline.expired or (result.status is None and deadline.passed()):
+        result = Result(
+            error_class="Timeout",
+            error=f"The deadline of {timeout:g} s was reached before the response was complete.",
+        )
     result.duration_ms = int((time.monotonic() - started) * 1000)
     return result
 
