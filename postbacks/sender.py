@@ -37,10 +37,19 @@ class BlockedAddress(Exception):
     """The target resolved to a private, loopback or otherwise internal address."""
 
 
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits (NAT64).
+NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+
 def address_allowed(addr):
     ip = ipaddress.ip_address(addr.split("%")[0])
-    if ip.version == 6 and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    if ip.version == 6:
+        # An IPv6 address that carries an IPv4 one is judged as the IPv4 inside:
+        # mapped (::ffff:a.b.c.d), 6to4 (2002:aabb:ccdd::) and NAT64.
+        if any(ip in net for net in NAT64):
+            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        else:
+            ip = ip.ipv4_mapped or ip.sixtofour or ip
     if settings.POSTBACKS_ALLOW_PRIVATE_NETWORKS:
         return True
     for net in settings.POSTBACKS_ALLOWED_NETWORKS:

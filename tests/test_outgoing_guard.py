@@ -135,6 +135,13 @@ def test_an_ipv4_mapped_address_is_judged_as_the_ipv4_inside(receiver):
     assert [r.path for r in receiver.wait_for(1)] == ["/mapped"]
 
 
+@pytest.mark.parametrize("addr", ["2002:7f00:1::1", "2002:a00:1::", "64:ff9b::7f00:1"])
+def test_ipv6_forms_that_carry_a_private_ipv4_are_refused(addr, settings):
+    settings.POSTBACKS_ALLOWED_NETWORKS = []
+    assert not sender.address_allowed(addr)
+    assert sender.address_allowed("64:ff9b::808:808")  # 8.8.8.8 through NAT64
+
+
 def test_all_private_networks_may_be_allowed(receiver, settings):
     settings.POSTBACKS_ALLOWED_NETWORKS = []
     settings.POSTBACKS_ALLOW_PRIVATE_NETWORKS = True
