@@ -98,7 +98,7 @@ def test_a_claim_shorter_than_twice_the_longest_attempt_is_a_system_error(settin
     settings.POSTBACKS_CLAIM_SECONDS = 100
     assert "postbacks.E001" in {e.id for e in run_checks()}
     settings.POSTBACKS_CLAIM_SECONDS = 120
-    settings.RQ_QUEUES = {"default": {"URL": "redis://127.0.0.1:1/0", "DEFAULT_TIMEOUT": 120}}
+    settings.RQ_QUEUES = {"default": {**settings.RQ_QUEUES["default"], "DEFAULT_TIMEOUT": 120}}
     ids = {e.id for e in run_checks()}
     assert "postbacks.E001" not in ids and "postbacks.E002" in ids
 
