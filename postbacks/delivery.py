@@ -42,12 +42,12 @@ log = logging.getLogger(__name__)
 # a minute, 5 and 15 minutes, then hours; about a day and a half in all before
 # the tenth attempt gives up (POSTBACKS_MAX_ATTEMPTS). The last delay repeats
 # when more attempts are allowed.
-# A target without a timeout of its own (a pixel, a goal's external postback).
-DEFAULT_TIMEOUT = 10.0
 RETRY_DELAYS = (60, 300, 900, 1800, 3600, 2 * 3600, 4 * 3600, 8 * 3600, 16 * 3600)
 # Each delay is stretched or shrunk by up to this fraction, so deliveries that
 # failed together (a receiver outage) do not all come back in the same second.
 JITTER = 0.2
+# A target without a timeout of its own (a pixel, a goal's external postback).
+DEFAULT_TIMEOUT = 10.0
 
 
 def now():

@@ -14,11 +14,9 @@ EARLY_START = 2.0
 
 
 def deliver(delivery_id):
-    due = Delivery.objects.filter(pk=delivery_id, status=Delivery.PENDING).values_list(
-        "next_attempt", flat=True
-    )
-    for at in due:
-        early = (at - timezone.now()).total_seconds() if at else 0
-        if 0 < early <= EARLY_START:
-            time.sleep(early)
+    pending = Delivery.objects.filter(pk=delivery_id, status=Delivery.PENDING)
+    at = pending.values_list("next_attempt", flat=True).first()
+    early = (at - timezone.now()).total_seconds() if at else 0
+    if 0 < early <= EARLY_START:
+        time.sleep(early)
     return delivery.deliver(delivery_id)

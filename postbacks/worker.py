@@ -52,6 +52,7 @@ class DeliveryWorker(SimpleWorker):
                 with contextlib.suppress(Exception):
                     self.unsubscribe()
             if self._stop_requested or self._shutdown_requested_date:  # SIGTERM or SIGINT
+                stop_sweeper()
                 return True
             time.sleep(RESTART_WAIT)
             self.name = uuid.uuid4().hex
@@ -59,17 +60,27 @@ class DeliveryWorker(SimpleWorker):
 
 
 _sweeper = None
+_stop = threading.Event()
 
 
 def start_sweeper():
     global _sweeper
     if _sweeper is None or not _sweeper.is_alive():
+        _stop.clear()
         _sweeper = threading.Thread(
             target=embedded.run_forever,
-            kwargs={"interval": settings.POSTBACKS_SWEEP_INTERVAL},
+            kwargs={"stop": _stop, "interval": settings.POSTBACKS_SWEEP_INTERVAL},
             name="delivery-sweeper",
             daemon=True,
         )
         _sweeper.start()
         log.info("Delivery sweeper: every %ss", settings.POSTBACKS_SWEEP_INTERVAL)
     return _sweeper
+
+
+def stop_sweeper():
+    """A warm shutdown: the sweeper finishes the attempt it is in, then stops."""
+    _stop.set()
+    embedded.wake()
+    if _sweeper is not None:
+        _sweeper.join(settings.POSTBACKS_MAX_TIMEOUT + 5)

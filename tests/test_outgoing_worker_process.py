@@ -17,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 from django.db import connection
 
@@ -182,3 +183,25 @@ def test_redis_restarted_empty_during_a_burst_loses_no_delivery_and_sends_none_t
     # Each delivery sent once, the five that failed first once more: never twice by us.
     assert len(sends) == 60 and sorted(sends.values()) == [1] * 55 + [2] * 5
     assert DeliveryAttempt.objects.filter(success=True).count() == 60
+
+
+def test_a_worker_stopped_while_its_sweeper_sends_finishes_the_attempt_first(
+    shared_db,
+    spot,
+    live_server,
+    receiver,
+    own_redis,  # noqa: F811
+):
+    lead = Client.objects.create(spot=spot, advert_campaign_id="c1")
+    OutgoingPostback.objects.create(spot=spot, name="Slow", url=f"{receiver.url}/pb?t={{tid}}")
+    receiver.reply(200, "OK", delay=2)
+    post_sale(live_server, spot, lead, "t-1")
+    redis.Redis.from_url(own_redis.url).flushall()  # no job: only the sweeper can send it
+
+    proc = worker(own_redis.url)
+    receiver.wait_for(1, timeout=30)
+    os.killpg(proc.pid, signal.SIGTERM)  # a warm shutdown, as systemd or Docker asks
+    assert proc.wait(30) == 0, proc.stderr.read().decode()
+    delivery = Delivery.objects.get()
+    assert delivery.status == Delivery.SUCCESS and delivery.attempts == 1
+    assert len(receiver.requests) == 1
