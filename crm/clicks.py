@@ -2,6 +2,8 @@
 
 import re
 
+from django.db import transaction
+
 from crm.models import ADVERT_KEYS, Client
 from crm.values import RefusedJSON, clean_text, load_json, shown
 
@@ -40,7 +42,8 @@ def split_params(pairs):
 
 def client_from_click(spot, pairs):
     fields, params = split_params(pairs)
-    return Client.objects.create(spot=spot, params=params, **fields)
+    with transaction.atomic():  # the client and its rollup row, together
+        return Client.objects.create(spot=spot, params=params, **fields)
 
 
 TEXT_FIELDS = {"username": "username", "name": "name", "geo": "geo", "cl_id": "cl_id"}

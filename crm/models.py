@@ -86,7 +86,7 @@ class Client(models.Model):
         """{key: value} of the client's custom fields, as stored."""
         return dict(self.custom_values.values_list("field__key", "value"))
 
-    def record_conversion(self, event, amount=None, currency="", tid="", status=None):
+    def record_conversion(self, event, amount=None, currency="", tid="", status=None, locked=False):
         """Record `event` (a goal word) for this client.
 
         Returns (conversion, outcome), outcome being "created", "updated" (same
@@ -95,59 +95,85 @@ class Client(models.Model):
         A status of None means approved for a new conversion and "unchanged"
         for a repeat, so a network's retry cannot undo a chargeback.
 
-        The client's row is locked for the transaction: two postbacks of one
-        client are decided one after the other, so two simultaneous first
-        sales make one dep and one redep, never two deps.
+        The client's row is locked for the transaction, so two postbacks of one
+        client are decided one after the other: two simultaneous first sales
+        make one dep and one redep, never two deps. `locked`: the caller holds
+        that lock already, inside the transaction this joins.
         """
-        with transaction.atomic():
-            Client.objects.select_for_update().filter(pk=self.pk).exists()
-            goal = self._goal_for(event, tid)
-            existing = self._existing_conversion(goal, tid)
-            if (
-                existing is None
-                and goal.token == "dep"
-                and self.conversions.filter(goal__token="dep").exists()
-            ):
-                # A second first deposit can only be a repeat deposit, and
-                # that one may already exist with this tid.
-                goal = self.spot.goals.get(token="redep")
-                existing = self._existing_conversion(goal, tid)
-            if existing is not None:
-                return existing, existing.apply_repeat(amount, status)
-            conversion = Conversion.objects.create(
-                spot_id=self.spot_id,
-                client=self,
-                goal=goal,
-                amount=amount or 0,
-                currency=currency or self.spot.currency,
-                tid=tid,
-                status=status or STATUS_APPROVED,
-            )
-            return conversion, "created"
+        if not locked:
+            with transaction.atomic():
+                Client.objects.select_for_update().filter(pk=self.pk).exists()
+                return self.record_conversion(event, amount, currency, tid, status, locked=True)
+        goal, existing = self._decide(event, tid)
+        if existing is not None:
+            return existing, existing.apply_repeat(amount, status)
+        conversion = Conversion.objects.create(
+            spot=self.spot,
+            client=self,
+            goal=goal,
+            amount=amount or 0,
+            currency=currency or self.spot.currency,
+            tid=tid,
+            status=status or STATUS_APPROVED,
+        )
+        return conversion, "created"
 
-    def _goal_for(self, event, tid):
+    def _decide(self, event, tid):
+        """The goal `event` records for this client, and the conversion it repeats
+        (None for a new one), from one read of the conversions that can decide it."""
+        by_token = {g.token: g for g in self.spot.goals.all()}  # prefetched by the endpoint
         event = event.strip().lower()
-        if event == "sale":
-            # Seed 003: "sale" is the first deposit, and a repeat once one exists.
-            deposits = self.conversions.filter(goal__token__in=["dep", "redep"])
-            if tid:
-                same = deposits.filter(tid=tid).select_related("goal").first()
-                if same is not None:
-                    return same.goal
-            token = "redep" if deposits.filter(goal__token="dep").exists() else "dep"
-            return self.spot.goals.get(token=token)
-        return self.spot.goal_for_word(event)
+        goal = None if event == "sale" else self.spot.goal_for_word(event)
+        dep, redep = by_token.get("dep"), by_token.get("redep")
+        # The client's first deposit decides dep or redep; its registration is
+        # the one a reg repeats; a tid names the transaction a postback repeats.
+        wanted = Q(goal=dep) if dep else Q(pk__in=[])
+        if goal is not None and goal.token == "reg":
+            wanted |= Q(goal=goal)
+        if tid:
+            wanted |= Q(tid=tid, goal__in=[g for g in (goal, dep, redep) if g is not None])
+        rows = sorted(self.conversions.filter(wanted), key=lambda c: c.pk)
+        by_pk = {g.pk: g for g in by_token.values()}
+        for c in rows:
+            if c.goal_id in by_pk:
+                c.goal = by_pk[c.goal_id]  # the answer names it: no query for it
 
-    def _existing_conversion(self, goal, tid):
-        mine = self.conversions.filter(goal=goal)
+        def first(g, with_tid=None):
+            found = [c for c in rows if g and c.goal_id == g.pk and with_tid in (None, c.tid)]
+            return found[0] if found else None
+
+        def need(token):
+            if token not in by_token:
+                raise Goal.DoesNotExist(f"The spot {self.spot} has no goal {token!r}.")
+            return by_token[token]
+
+        has_dep = first(dep) is not None
+        if goal is None:
+            # Seed 003: "sale" is the first deposit, and a repeat once one exists;
+            # with the tid of a deposit it is that deposit again (the newest).
+            same = [c for c in (first(dep, tid), first(redep, tid)) if tid and c]
+            if same:
+                existing = max(same, key=lambda c: c.pk)
+                return (dep if existing.goal_id == dep.pk else redep), existing
+            goal = need("redep") if has_dep else need("dep")
+        existing = self._repeated(goal, tid, first)
+        if existing is None and goal.token == "dep" and has_dep:
+            # A second first deposit can only be a repeat deposit, and that one
+            # may already exist with this tid.
+            goal = need("redep")
+            existing = self._repeated(goal, tid, first)
+        return goal, existing
+
+    @staticmethod
+    def _repeated(goal, tid, first):
         if goal.token == "reg":
             # A client registers once, whatever transaction id a network gives it.
-            return mine.order_by("id").first()
+            return first(goal)
         if tid:
-            return mine.filter(tid=tid).first()
+            return first(goal, tid)
         if goal.token == "dep":
             # A client first-deposits once: a repeat without a tid is the same event.
-            return mine.order_by("id").first()
+            return first(goal)
         return None
 
 

@@ -1,10 +1,12 @@
 """Which deliveries an accepted conversion makes (called in its transaction)."""
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from postbacks import queue
 from postbacks.models import Delivery
+from tracker.models import Pixel
 
 
 def skip_reason(postback, conversion):
@@ -30,10 +32,9 @@ def create_deliveries(conversion):
     goal, spot = conversion.goal, conversion.spot
     now = timezone.now()
     rows = []
-    for postback in spot.outgoing_postbacks.prefetch_related("goals"):
-        goals = list(postback.goals.all())
-        if goals and goal not in goals:
-            continue
+    # Postbacks limited to goals, this one among them, or not limited at all.
+    postbacks = spot.outgoing_postbacks.filter(Q(goals=goal) | Q(goals=None)).distinct()
+    for postback in postbacks:
         reason = skip_reason(postback, conversion)
         status = Delivery.PENDING
         if reason:
@@ -55,8 +56,9 @@ def create_deliveries(conversion):
         rows.append(
             Delivery(conversion=conversion, spot=spot, external_goal=goal, next_attempt=now)
         )
-    for pixel in spot.pixels.filter(enabled=True):
-        if getattr(goal, f"{pixel.network}_event"):
+    networks = [n for n, _ in Pixel.NETWORKS if getattr(goal, f"{n}_event")]
+    if networks:  # no query for a goal that no ad network hears of
+        for pixel in spot.pixels.filter(enabled=True, network__in=networks):
             rows.append(Delivery(conversion=conversion, spot=spot, pixel=pixel, next_attempt=now))
     created = Delivery.objects.bulk_create(rows)
     _enqueue_after_commit([d for d in created if d.status == Delivery.PENDING])

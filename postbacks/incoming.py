@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 
 from crm import macros
@@ -240,7 +240,8 @@ def find_spot(token):
         token = uuid.UUID(token)
     except ValueError:
         return None
-    return Spot.objects.filter(postback_token=token).first()
+    # Its goals decide every event: read them once, with the spot.
+    return Spot.objects.filter(postback_token=token).prefetch_related("goals").first()
 
 
 def accept(row, spot, query, body):
@@ -262,7 +263,9 @@ def accept(row, spot, query, body):
         raise Rejected(400, f"{name_of(params, TID)} is longer than {MAX_TID} characters.")
     status = read_status(params, spot, partner)
 
-    client = find_client(spot, click_id)
+    # Found and locked in one query; the lock holds to the commit, so the
+    # postbacks of one client are decided one after the other.
+    client = find_client(spot, click_id, lock=True)
     if client is None:
         return Outcome(
             202,
@@ -271,17 +274,12 @@ def accept(row, spot, query, body):
             "is kept and is replayed once the client exists.",
             warnings=warnings,
         )
-    # Decided one after the other per client: the lock holds to the commit.
-    client = (
-        Client.objects.select_for_update(of=("self",))
-        .select_related("spot", "manager")
-        .get(pk=client.pk)
-    )
+    client.spot = spot  # with its goals
     warnings += apply_player_id(client, params)
     warnings += apply_fields(client, params)
     try:
         conversion, how = client.record_conversion(
-            event, amount=amount, currency=currency, tid=tid, status=status
+            event, amount=amount, currency=currency, tid=tid, status=status, locked=True
         )
     except Goal.DoesNotExist as e:
         raise Rejected(400, f"This spot cannot record the event {event!r}: {e}") from e
@@ -302,13 +300,18 @@ def accept(row, spot, query, body):
 # -- applying --------------------------------------------------------------
 
 
-def find_client(spot, click_id):
-    """Our click id first, then the team tracker's (the newest client with it)."""
-    clients = Client.objects.filter(spot=spot)
-    found = clients.filter(click_id=click_id).first()
-    if found is None:
-        found = clients.filter(cl_id=click_id).order_by("-created", "-id").first()
-    return found
+def find_client(spot, click_id, lock=False):
+    """Our click id first, then the team tracker's (the newest client with it),
+    in one query; `lock` locks the client's row for the transaction."""
+    ours = Case(When(click_id=click_id, then=Value(1)), default=Value(0))
+    clients = (
+        Client.objects.filter(Q(click_id=click_id) | Q(cl_id=click_id), spot=spot)
+        .select_related("manager")
+        .order_by(ours.desc(), "-created", "-id")
+    )
+    if lock:
+        clients = clients.select_for_update(of=("self",))
+    return clients.first()
 
 
 def apply_player_id(client, params):
@@ -330,6 +333,7 @@ def apply_fields(client, params):
     if not wanted:
         return warnings
     known = {f.key: f for f in client.spot.custom_fields.all()}
+    values = []
     for key, raw in wanted.items():
         custom_field = known.get(key)
         if custom_field is None:
@@ -343,9 +347,14 @@ def apply_fields(client, params):
         except ValueError as e:
             warnings.append(f"fields.{key}: {short(e)} (a {custom_field.type} field); ignored.")
             continue
-        CustomFieldValue.objects.update_or_create(
-            client=client, field=custom_field, defaults={"value": stored}
-        )
+        values.append(CustomFieldValue(client=client, field=custom_field, value=stored))
+    # One statement for all of them: insert, or update the client's value.
+    CustomFieldValue.objects.bulk_create(
+        values,
+        update_conflicts=True,
+        unique_fields=["client", "field"],
+        update_fields=["value", "updated"],
+    )
     return warnings
 
 
