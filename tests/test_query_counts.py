@@ -34,9 +34,7 @@ def test_a_new_conversion_with_its_delivery_takes_twelve_queries(
         assert incoming("t-1")["status"] == "accepted"
 
 
-def test_custom_fields_add_two_queries_however_many(
-    incoming, spot, django_assert_max_num_queries
-):
+def test_custom_fields_add_two_queries_however_many(incoming, spot, django_assert_max_num_queries):
     for key in ("a", "b", "c"):
         CustomField.objects.create(spot=spot, key=key, label=key, type="text")
     with django_assert_max_num_queries(14):
