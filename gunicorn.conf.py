@@ -5,6 +5,7 @@ for ./gunicorn.conf.py by default; `-c path` names another). Command-line
 flags and GUNICORN_CMD_ARGS override any value here.
 """
 
+import logging
 import os
 from pathlib import Path
 
@@ -55,3 +56,18 @@ limit_request_line = 8190
 # database anyway (admin: Incoming postbacks). --access-logfile - turns it on.
 accesslog = None
 errorlog = "-"
+
+
+# gunicorn prints a request it refuses (a malformed request line) in full, and
+# that may be an incoming URL with its secret token: its log goes through the
+# application's filter too (tracker/logmask.py). A filter on the logger, not
+# a logging config: gunicorn turns its access log on when given one.
+def on_starting(server):
+    from tracker.logmask import MaskTokens
+
+    logging.getLogger("gunicorn.error").addFilter(MaskTokens())
+
+
+# No control socket: its default path is shared by every gunicorn of the
+# user, so one instance stopping removes another's. Nothing here uses it.
+control_socket_disable = True

@@ -7,7 +7,7 @@ names the problem, never a 500 or an HTML page.
 import functools
 import secrets
 
-from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.core.exceptions import TooManyFieldsSent
 from django.db import transaction
 from django.http import HttpResponseRedirect, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -19,6 +19,7 @@ from crm.clicks import (
     parse_bot_client,
     read_bot_json,
 )
+from crm.http import TooBig, Unreadable, read_body
 from crm.links import client_links, link_context, render_link
 from crm.models import Client
 from crm.values import clean_text
@@ -53,6 +54,7 @@ def allow(*methods):
     return decorator
 
 
+@csrf_exempt  # a GET-only link: other methods get the JSON 405, not a CSRF page
 @allow("GET")
 def go(request, slug):
     spot = Spot.objects.filter(slug=slug).first()
@@ -91,9 +93,11 @@ def api_clients(request):
     if spot is None or not secrets.compare_digest(spot.api_key, key):
         return error("Unknown API key.", 403)
     try:
-        user_id, fields = parse_bot_client(read_bot_json(request.body))
-    except RequestDataTooBig:
-        return error("The body is over the upload limit.", 413)
+        user_id, fields = parse_bot_client(read_bot_json(read_body(request)))
+    except TooBig as e:
+        return error(str(e), 413)
+    except Unreadable as e:
+        return error(f"The body could not be read: {e}", 400)
     except BadInput as e:
         return error(str(e), 400)
     with transaction.atomic():

@@ -18,12 +18,12 @@ import uuid
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.db import transaction
 from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 
 from crm import macros
+from crm.http import TooBig, Unreadable, read_body
 from crm.models import Client, CustomFieldValue, Message
 from crm.values import clean_text
 from postbacks.fanout import create_deliveries
@@ -127,57 +127,27 @@ def client_addr(request):
         return None
 
 
-def is_chunked(request):
-    # Under gunicorn a chunked body comes without CONTENT_LENGTH, so Django
-    # reads none of it. wsgi.input_terminated (gunicorn sets it) says the
-    # stream ends where the body ends: reading it to the end cannot block.
-    return (
-        not request.META.get("CONTENT_LENGTH")
-        and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
-        and request.META.get("wsgi.input_terminated", False)
-    )
-
-
-def read_body(request):
-    """(body, None), or (None, its first bytes) when the body is over Django's
-    upload limit (DATA_UPLOAD_MAX_MEMORY_SIZE), chunked or not."""
-    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-    if is_chunked(request):
-        stream = request.META["wsgi.input"]
-        try:
-            data = stream.read() if limit is None else stream.read(limit + 1)
-        except OSError:
-            data = b""
-        if limit is not None and len(data) > limit:
-            return None, data[: max_stored()]
-        return data, None
-    try:
-        return request.body, None
-    except RequestDataTooBig:
-        try:
-            return None, request.read(max_stored())
-        except OSError:
-            return None, b""
-
-
 def store(request, token):
     """Write the raw request and commit it. Returns (row, query, body) with the
     full query and body texts (body None when too large to read)."""
     notes = []
     query = decode(request.META.get("QUERY_STRING", "").encode("latin-1", "replace"))
-    raw, head = read_body(request)
-    if raw is not None:
-        body = decode(raw)
+    try:
+        body = decode(read_body(request, head=max_stored()))
         stored_body = capped(body, "body", notes)
-    else:
+    except TooBig as e:
         # Over the upload limit: not processed, but its beginning is kept.
         body = None
-        stored_body = decode(head)[: max_stored()]
+        stored_body = decode(e.head)[: max_stored()]
         size = request.META.get("CONTENT_LENGTH") or "over"
         notes.append(
             f"{STORAGE_NOTE}body of {size} bytes is over the upload limit; its first "
             f"{len(stored_body)} characters kept, not processed."
         )
+    except Unreadable as e:
+        # The request is stored and processed from its query alone.
+        body = stored_body = ""
+        notes.append(f"{STORAGE_NOTE}the body could not be read ({e}); ignored.")
     row = IncomingPostback.objects.create(
         token=clean_text(token)[:100],
         method=clean_text(request.method)[:10],

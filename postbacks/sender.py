@@ -55,9 +55,11 @@ def address_allowed(addr):
     for net in settings.POSTBACKS_ALLOWED_NETWORKS:
         if ip in ipaddress.ip_network(net, strict=False):
             return True
-    # is_global is false for private, loopback, link-local, reserved, shared (CGNAT)
-    # and unspecified ranges; multicast has global ranges, so it is refused apart.
-    return ip.is_global and not ip.is_multicast
+    # is_global is false for private, loopback, link-local, shared (CGNAT) and
+    # unspecified ranges; multicast has global ranges, and so has IPv6's ::/8
+    # (IPv4-compatible ::a.b.c.d, translated ::ffff:0:a.b.c.d), so both are
+    # refused apart, with every other reserved range.
+    return ip.is_global and not ip.is_multicast and not ip.is_reserved
 
 
 class Deadline:

@@ -183,3 +183,12 @@ def test_gunicorn_stores_and_processes_a_7000_byte_url(gunicorn, spot, lead):
     row = IncomingPostback.objects.get()
     assert (row.query, row.status) == (query, IncomingPostback.ACCEPTED)
     assert row.conversion == Conversion.objects.get(client=lead, goal__token="reg")
+
+
+def test_a_chunked_json_body_reaches_the_bot_api(client, spot):
+    body = b'{"user_id": 42, "name": "Ann"}'
+    environ = as_gunicorn_passes_a_chunked_body(body)
+    environ["CONTENT_TYPE"] = "application/json"
+    response = client.generic("POST", "/api/clients", HTTP_X_API_KEY=spot.api_key, **environ)
+    assert response.status_code == 201, response.content
+    assert response.json()["created"] is True

@@ -135,7 +135,16 @@ def test_an_ipv4_mapped_address_is_judged_as_the_ipv4_inside(receiver):
     assert [r.path for r in receiver.wait_for(1)] == ["/mapped"]
 
 
-@pytest.mark.parametrize("addr", ["2002:7f00:1::1", "2002:a00:1::", "64:ff9b::7f00:1"])
+@pytest.mark.parametrize(
+    "addr",
+    [
+        "2002:7f00:1::1",  # 6to4 of 127.0.0.1
+        "2002:a00:1::",  # 6to4 of 10.0.0.1
+        "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+        "::7f00:1",  # IPv4-compatible ::127.0.0.1
+        "::ffff:0:a9fe:a9fe",  # IPv4-translated 169.254.169.254
+    ],
+)
 def test_ipv6_forms_that_carry_a_private_ipv4_are_refused(addr, settings):
     settings.POSTBACKS_ALLOWED_NETWORKS = []
     assert not sender.address_allowed(addr)

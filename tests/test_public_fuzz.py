@@ -12,6 +12,7 @@ import json
 from urllib.parse import quote
 
 import pytest
+from django.test import Client as DjangoClient
 from django.test import override_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -130,9 +131,9 @@ def test_a_wrong_method_on_the_incoming_url_is_stored_and_a_json_405(client, spo
 
 
 @pytest.mark.parametrize("method", [*WRONG_METHODS, "POST", "HEAD"])
-def test_a_wrong_method_on_the_click_link_is_a_json_405_and_makes_no_client(
-    client, landing, method
-):
+def test_a_wrong_method_on_the_click_link_is_a_json_405_and_makes_no_client(landing, method):
+    # CSRF checked as a real server does (the test client skips it by default).
+    client = DjangoClient(enforce_csrf_checks=True)
     response = client.generic(method, "/go/casino-bot?utm_source=fb")
     assert response.status_code == 405
     assert response["Allow"] == "GET"

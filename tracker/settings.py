@@ -94,6 +94,11 @@ elif _db["ENGINE"] == "django.db.backends.postgresql":
     _db.setdefault("OPTIONS", {})["connect_timeout"] = env.int(
         "DATABASE_CONNECT_TIMEOUT", default=2
     )
+    # A server that vanishes mid-query (a network partition, a dead machine)
+    # fails the query once sent data stays unacknowledged this many ms, instead
+    # of after TCP's retransmissions (about 15 minutes). A busy server still
+    # acknowledges, so a slow query is not cut.
+    _db["OPTIONS"]["tcp_user_timeout"] = env.int("DATABASE_TCP_USER_TIMEOUT", default=10_000)
     if env.bool("DATABASE_POOL", default=True):
         # psycopg 3's pool keeps connections open between requests (CONN_MAX_AGE must be 0).
         _db["OPTIONS"]["pool"] = {
