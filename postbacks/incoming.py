@@ -191,7 +191,20 @@ def record(row, outcome, storage_notes):
     row.client = outcome.client
     row.conversion = outcome.conversion
     row.processed = timezone.now()
-    row.save()
+    # The outcome only: the stored request (up to 64 KiB of it) is not written again.
+    row.save(update_fields=OUTCOME_FIELDS)
+
+
+OUTCOME_FIELDS = [
+    "spot",
+    "status",
+    "http_status",
+    "error",
+    "warnings",
+    "client",
+    "conversion",
+    "processed",
+]
 
 
 def process(row, query, body):
