@@ -1,0 +1,1 @@
+"""Speed measurements: scripts that print ratios against reference views (README.md here)."""

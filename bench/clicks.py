@@ -1,0 +1,185 @@
+"""Clicks per second, against two reference views.
+
+    .venv/bin/python bench/clicks.py [--mode both|postgres|sqlite]
+
+For each mode (PostgreSQL + Redis with RQ workers, as in production; and the
+embedded default, a SQLite file and no Redis) it starts gunicorn as the
+README does and measures with wrk, in interleaved rounds: the trivial view
+/bench/ok, the one-query view /bench/one-query and the click
+
+    GET /go/<slug>?advert__campaign_id=c1&utm_source=x&fbclid=<unique>
+
+where every request makes a new client and is answered with a redirect to
+the spot's target URL (wrk does not follow redirects: the redirect is the
+answer measured). It prints the medians, the ratios to the references and
+the target.
+
+Target (issue 9): clicks >= 0.7 x the one-query view in both modes.
+"""
+
+import argparse
+import json
+import sys
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import common  # noqa: E402
+
+TARGET_RATIO = 0.7
+
+# A unique fbclid per request, as every ad click has its own.
+# Argument: a prefix unique to the wrk run.
+LUA = """
+local n, prefix = 0, ""
+
+function init(args)
+  prefix = args[1]
+end
+
+function request()
+  n = n + 1
+  local path = wrk.path .. "?advert__campaign_id=c1&utm_source=x&fbclid=" .. prefix .. "-" .. n
+  return wrk.format(nil, path)
+end
+"""
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--mode", choices=["both", "postgres", "sqlite"], default="both")
+    # 10 s per measurement x 3 paths x 3 rounds keeps one mode under two
+    # minutes on a 2-core machine: both modes within about 4 minutes.
+    p.add_argument("--seconds", type=int, default=10, help="wrk duration per measurement")
+    p.add_argument("--warmup", type=int, default=2, help="unrecorded wrk run per path first")
+    p.add_argument("--rounds", type=int, default=3)
+    # 16 connections: eight callers per web worker keep both sync workers busy
+    # every moment (req/s is the server's capacity, not the callers'), while
+    # the latency stays that of a short queue in front of two workers.
+    p.add_argument("--connections", type=int, default=16)
+    p.add_argument("--workers", type=int, default=2, help="rqworkers (PostgreSQL mode)")
+    p.add_argument("--json", help=argparse.SUPPRESS)  # where a mode's child writes its result
+    return p.parse_args(argv)
+
+
+def main():
+    args = parse_args()
+    if args.mode == "both":
+        summary(common.run_modes(__file__, ["postgres", "sqlite"], sys.argv[1:]))
+        return
+    result = measure_mode(args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result))
+
+
+def measure_mode(args):
+    title = common.mode_title(args.mode, args.workers)
+    load_before = common.loadavg()
+    common.progress(f"clicks, {title}; load average {load_before}")
+    with common.Run(f"clicks-{args.mode}") as run:
+        base = common.start_app(run, args.mode, "clicks", args.workers)
+        from crm.models import Client  # Django is set up now
+        from tracker.models import Spot
+
+        spot = Spot.objects.create(
+            name="Bench spot",
+            slug="bench",
+            target_url="https://landing.example/?cid={{tracker.clickid}}",
+        )
+        common.progress(f"gunicorn at {base}")
+        script = common.lua_script(run, "clicks", LUA)
+        urls = {
+            "trivial": (f"{base}/bench/ok", None),
+            "one-query": (f"{base}/bench/one-query?pk={spot.pk}", None),
+            "clicks": (f"{base}/go/{spot.slug}", script),
+        }
+        sent = []
+
+        def measure(name, seconds):
+            url, lua = urls[name]
+            result = common.wrk(url, seconds, args.connections, lua, [uuid.uuid4().hex[:8]])
+            if lua:
+                sent.append(result["requests"])
+            run.check_alive()
+            return result
+
+        measures = {name: (lambda n=name: measure(n, args.seconds)) for name in urls}
+        results = common.interleaved(
+            measures, args.rounds, warmup=lambda name: measure(name, args.warmup)
+        )
+        clients = Client.objects.filter(spot=spot).count()
+        problems = []
+        if clients < sum(sent):
+            problems.append(f"{sum(sent)} clicks answered, {clients} clients made")
+        common.close_database()
+    load_after = common.loadavg()
+    result = report(args, title, results, problems, load_before, load_after)
+    result["mode"] = args.mode
+    return result
+
+
+def report(args, title, results, problems, load_before, load_after):
+    print()
+    print(
+        f"clicks, {title}; wrk {args.connections} connections, {args.seconds} s per run, "
+        f"{args.rounds} interleaved rounds, medians"
+    )
+    rows = []
+    for name, runs in results.items():
+        errors = sum(r["errors"] + r["non2xx"] for r in runs)
+        rows.append(
+            [
+                name,
+                f"{common.median(runs, 'rps'):.1f}",
+                f"{common.median(runs, 'p50'):.1f}",
+                f"{common.median(runs, 'p99'):.1f}",
+                errors,
+            ]
+        )
+    common.table(["path", "req/s", "p50 ms", "p99 ms", "errors"], rows)
+    to_one = common.ratio(results, "clicks", "one-query")
+    to_trivial = common.ratio(results, "clicks", "trivial")
+    print()
+    common.table(
+        ["", "measured", "target", ""],
+        [
+            ["clicks ÷ one-query", f"{to_one:.2f}", f">= {TARGET_RATIO}", met(to_one)],
+            ["clicks ÷ trivial", f"{to_trivial:.2f}", "", ""],
+        ],
+    )
+    for problem in problems:
+        print(f"PROBLEM: {problem}")
+    print(f"load average (1, 5, 15 min): before {load_before}, after {load_after}")
+    print()
+    return {
+        "title": title,
+        "to_one_query": to_one,
+        "to_trivial": to_trivial,
+        "p99": common.median(results["clicks"], "p99"),
+        "problems": problems,
+    }
+
+
+def met(ratio):
+    return "met" if ratio >= TARGET_RATIO else "NOT MET"
+
+
+def summary(results):
+    print("summary")
+    common.table(
+        ["mode", f"clicks ÷ one-query (>= {TARGET_RATIO})", "clicks p99 ms", "problems"],
+        [
+            [
+                r["mode"],
+                f"{r['to_one_query']:.2f} ({met(r['to_one_query'])})",
+                f"{r['p99']:.1f}",
+                len(r["problems"]),
+            ]
+            for r in results
+        ],
+    )
+
+
+if __name__ == "__main__":
+    common.main(main)
