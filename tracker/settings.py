@@ -87,6 +87,9 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
             "timeout": 20,
         }
     )
+    # Opening the file and running the PRAGMAs costs more than most queries:
+    # each process (and thread) keeps its connection.
+    _db["CONN_MAX_AGE"] = None
 elif _db["ENGINE"] == "django.db.backends.postgresql":
     # A database that does not answer must fail a request in seconds (the API
     # answers 503, tracker/unavailable.py), not hold it: libpq gives up on a
