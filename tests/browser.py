@@ -1,7 +1,8 @@
 """The real-browser harness: Playwright driving Debian's Chromium.
 
 Tests that use the `page` fixture get a headless Chromium page; `admin_page`
-is one already logged in to the admin of the live test server.
+is one already logged in to the admin of the live test server. Without
+Chromium they skip, unless REQUIRE_BROWSER=1 (as in .ci/run) makes that an error.
 """
 
 import os
@@ -33,10 +34,13 @@ def chromium_path():
 def browser():
     path = chromium_path()
     if path is None:
-        pytest.fail(
-            "Chromium is not installed. Install it with: sudo apt-get install -y chromium "
-            "(.ci/run does this when it is missing)."
-        )
+        # A fresh machine without a browser still gets a green run; CI sets
+        # REQUIRE_BROWSER=1 after installing Chromium so these tests never
+        # silently stop running there.
+        reason = "Chromium is not installed (apt-get install -y chromium runs these tests)"
+        if os.environ.get("REQUIRE_BROWSER") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API runs an event loop in this thread; Django refuses
