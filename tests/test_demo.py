@@ -46,3 +46,17 @@ def test_quickstart_without_demo_loads_only_the_presets(db, capsys):
 
 def test_the_demo_receiver_answers_ok(client):
     assert client.get("/demo/receiver?x=1").content == b"OK"
+
+
+def test_quickstart_on_another_address_moves_the_demo_postback_there(db, capsys):
+    call_command("quickstart", "--no-serve", "--demo", "--addrport", "127.0.0.1:8101")
+    postback = OutgoingPostback.objects.get(spot__slug="demo")
+    assert postback.url.startswith("http://127.0.0.1:8101/demo/receiver?")
+    Delivery.objects.filter(postback=postback).update(status=Delivery.FAILED)
+
+    call_command("quickstart", "--no-serve", "--demo", "--addrport", "8102")
+    postback.refresh_from_db()
+    assert postback.url.startswith("http://127.0.0.1:8102/demo/receiver?")
+    # What could not reach the old address goes to the new one.
+    assert not Delivery.objects.filter(postback=postback, status=Delivery.FAILED).exists()
+    assert "now goes to http://127.0.0.1:8102/demo/receiver" in capsys.readouterr().out

@@ -10,15 +10,21 @@ from django.utils import timezone
 
 from crm import stats
 from crm.models import Client, Conversion, CustomField, Message
+from postbacks.delivery import resend
 from postbacks.fanout import create_deliveries
-from postbacks.models import OutgoingPostback
+from postbacks.models import Delivery, OutgoingPostback
 from tracker.models import Goal, PartnerPreset, Spot
 from tracker.presets import apply_preset, load_presets
 
 DEMO_SLUG = "demo"
 CAMPAIGNS = ["fb-summer-01", "fb-summer-02", "tt-slots-07"]
 GEOS = ["DE", "BR", "IN", "PL"]
+RECEIVER_NAME = "Local receiver"
 NAMES = ["Anna", "Bruno", "Chen", "Daria", "Emil", "Fatima", "Goran", "Hana", "Ivan", "Julia"]
+
+
+def demo_url(receiver):
+    return receiver + "?click_id={click_id}&action={action}&sum={sum}&tid={tid}"
 
 
 class Command(BaseCommand):
@@ -35,6 +41,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         load_presets()
         if Spot.objects.filter(slug=DEMO_SLUG).exists():
+            self.follow(options["receiver"])
             self.stdout.write("The demo spot exists already; nothing loaded.")
             return
         with transaction.atomic():
@@ -47,6 +54,17 @@ class Command(BaseCommand):
                 "See CRM › Statistics and CRM › Clients in the admin."
             )
         )
+
+    def follow(self, receiver):
+        """Served on another address this time: the demo's postback follows it,
+        and what it could not deliver before is due again."""
+        url = demo_url(receiver)
+        for postback in OutgoingPostback.objects.filter(spot__slug=DEMO_SLUG, name=RECEIVER_NAME):
+            if postback.url != url:
+                postback.url = url
+                postback.save()
+                resend(postback.deliveries.exclude(status=Delivery.SUCCESS))
+                self.stdout.write(f"The demo postback now goes to {receiver}.")
 
     def make_spot(self, receiver):
         spot = Spot.objects.create(
@@ -69,10 +87,7 @@ class Command(BaseCommand):
             preset, spot, registration_url="https://1wprde.com/casino/list?open=register&p=demo"
         )
         OutgoingPostback.objects.create(
-            spot=spot,
-            name="Local receiver",
-            url=receiver + "?click_id={click_id}&action={action}&sum={sum}&tid={tid}",
-            all_users=True,
+            spot=spot, name=RECEIVER_NAME, url=demo_url(receiver), all_users=True
         )
         return spot
 

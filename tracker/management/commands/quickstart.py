@@ -7,6 +7,18 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 
+def local_address(addrport):
+    """Where this machine reaches runserver's `addrport` ("8101", "0.0.0.0:8101",
+    "[::]:8101", "127.0.0.1:8101"): the demo's postback goes there."""
+    host, _, port = addrport.rpartition(":")
+    host = host or "127.0.0.1"
+    if host == "0.0.0.0":  # every interface: loopback is one of them
+        host = "127.0.0.1"
+    elif host in ("[::]", "::"):
+        host = "[::1]"
+    return f"{host}:{port}"
+
+
 class Command(BaseCommand):
     help = "Migrate, create the first admin user (printing its login) and serve the admin."
 
@@ -28,7 +40,8 @@ class Command(BaseCommand):
         self.create_admin(options["username"])
         call_command("load_presets", verbosity=0, stdout=self.stdout._out)
         if options["demo"]:
-            call_command("load_demo", stdout=self.stdout._out)
+            receiver = f"http://{local_address(options['addrport'])}/demo/receiver"
+            call_command("load_demo", receiver=receiver, stdout=self.stdout._out)
         else:
             self.stdout.write("Want sample data? Run it again with --demo.")
         if options["no_serve"]:
