@@ -240,3 +240,12 @@ POSTBACKS_PIXEL_URLS = {
     "google": env.str("GA4_API_URL", default="https://www.google-analytics.com"),
     "yandex": env.str("YANDEX_API_URL", default="https://api-metrika.yandex.net"),
 }
+
+# Log retention (postbacks/retention.py, `manage.py purge_logs`, run daily by
+# the delivery loops). Days to keep incoming postback rows and delivery
+# attempts; 0 keeps them forever. Never purged: unmatched postbacks younger
+# than POSTBACKS_UNMATCHED_LOOKBACK_DAYS (they may still find their client) and
+# the attempts of deliveries not finished yet.
+INCOMING_KEEP_DAYS = env.int("INCOMING_KEEP_DAYS", default=90)
+ATTEMPTS_KEEP_DAYS = env.int("ATTEMPTS_KEEP_DAYS", default=90)
+POSTBACKS_UNMATCHED_LOOKBACK_DAYS = env.int("POSTBACKS_UNMATCHED_LOOKBACK_DAYS", default=30)
