@@ -32,6 +32,10 @@ class PostbacksConfig(AppConfig):
 
         preset_applied.connect(create_locked_outgoing, dispatch_uid="preset_locked_outgoing")
 
+        from postbacks import waiting
+
+        waiting.connect()  # unmatched postbacks replay themselves when their client appears
+
         from django.conf import settings
 
         from postbacks import checks  # noqa: F401  (registers the system checks)

@@ -26,6 +26,7 @@ from crm import macros
 from crm.http import TooBig, Unreadable, read_body
 from crm.models import Client, CustomFieldValue, Message
 from crm.values import clean_text
+from postbacks import waiting
 from postbacks.fanout import create_deliveries
 from postbacks.incoming_params import (
     CLICK_ID,
@@ -72,6 +73,7 @@ class Outcome:
     client: Client | None = None
     conversion: object = None
     plain: str = ""
+    click_id: str = ""  # what an unmatched postback waits for
 
     @property
     def ok(self):
@@ -190,6 +192,7 @@ def record(row, outcome, storage_notes):
     row.warnings = "\n".join([*storage_notes, *outcome.notes, *outcome.warnings])
     row.client = outcome.client
     row.conversion = outcome.conversion
+    row.click_id = outcome.click_id
     row.processed = timezone.now()
     # The outcome only: the stored request (up to 64 KiB of it) is not written again.
     row.save(update_fields=OUTCOME_FIELDS)
@@ -203,6 +206,7 @@ OUTCOME_FIELDS = [
     "warnings",
     "client",
     "conversion",
+    "click_id",
     "processed",
 ]
 
@@ -250,12 +254,15 @@ def accept(row, spot, query, body):
     # postbacks of one client are decided one after the other.
     client = find_client(spot, click_id, lock=True)
     if client is None:
+        days = waiting.wait_for_client(spot)
         return Outcome(
             202,
             "unmatched",
-            error=f"No client of this spot has the click id {click_id[:200]!r}; the postback "
-            "is kept and is replayed once the client exists.",
+            error=f"No client of this spot has the click id {click_id[:200]!r} yet; the "
+            f"postback is kept and replayed by itself when that client appears (within {days} "
+            "days).",
             warnings=warnings,
+            click_id=click_id[:255],
         )
     client.spot = spot  # with its goals
     warnings += apply_player_id(client, params)
@@ -371,7 +378,7 @@ def replayable():
     return Q(status__in=REPLAYABLE) | stale
 
 
-def replay(row):
+def replay(row, why=""):
     """Process a stored unmatched, rejected or stale postback again. Returns its
     Outcome, or None when the row is not replayable (any more)."""
     before = row.status
@@ -385,7 +392,8 @@ def replay(row):
     cut = any(w.startswith(STORAGE_NOTE) for w in row.warnings.splitlines())
     # A request stored cut short is not processed from its remains.
     outcome = run(row, row.query, None if cut else row.body)
-    note = f"Replayed {timezone.now():%Y-%m-%d %H:%M:%S} (was {before})."
+    because = f", {why}" if why else ""
+    note = f"Replayed {timezone.now():%Y-%m-%d %H:%M:%S} (was {before}{because})."
     row.warnings = "\n".join(filter(None, [row.warnings, note]))
     row.save(update_fields=["warnings"])
     return outcome

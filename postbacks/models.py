@@ -52,10 +52,15 @@ class IncomingPostback(models.Model):
     conversion = models.ForeignKey(
         Conversion, on_delete=models.SET_NULL, null=True, blank=True, related_name="incoming"
     )
+    click_id = models.CharField(
+        max_length=255, blank=True, help_text="The click id an unmatched postback waits for."
+    )
 
     class Meta:
         ordering = ["-received", "-id"]
         indexes = [
+            # Unmatched postbacks waiting for a client with this click id.
+            models.Index(fields=["spot", "click_id"], name="incoming_waiting"),
             # The admin log, newest first, per spot and status.
             models.Index(fields=["spot", "status", "received"], name="incoming_spot_status"),
             models.Index(fields=["received"], name="incoming_received"),

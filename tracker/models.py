@@ -150,6 +150,10 @@ class Spot(CallerRules):
         help_text="Bots send it in the X-Api-Key header of POST /api/clients.",
     )
     created = models.DateTimeField(auto_now_add=True)
+    # Until then an unmatched postback of this spot may still find its client:
+    # a new client looks for one only while this is in the future, so clicks
+    # of spots without waiting postbacks cost no extra query.
+    unmatched_until = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]
