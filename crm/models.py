@@ -84,6 +84,9 @@ class Client(models.Model):
 
     def field_values(self):
         """{key: value} of the client's custom fields, as stored."""
+        loaded = getattr(self, "loaded_field_values", None)
+        if loaded is not None:  # a batch of deliveries loads them for all its clients at once
+            return loaded
         return dict(self.custom_values.values_list("field__key", "value"))
 
     def record_conversion(self, event, amount=None, currency="", tid="", status=None, locked=False):

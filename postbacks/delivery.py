@@ -117,7 +117,9 @@ def build_request(delivery):
 
 
 def deliver(delivery_id):
-    """Claim and send one delivery. Returns its status afterwards, or None if not ours."""
+    """Claim and send one delivery. Returns its status afterwards, or None if not ours.
+
+    What a job does where no delivery loop runs; the loops send in batches (batch.py)."""
     if not claim(delivery_id):
         return None
     delivery = Delivery.objects.select_related(
@@ -134,7 +136,7 @@ def deliver(delivery_id):
     if pb is not None and pb.max_rps:
         slot = reserve_slot(pb)
         if slot is not None:
-            return defer(delivery, slot)
+            return defer([delivery.pk], slot)
     result = send(req, pb, delivery.pk)
     ok, reason = sender.judge(result, pb)
     record_attempt(delivery, req, result, ok, reason)
@@ -162,10 +164,18 @@ def send(req, pb, delivery_id=None):
 
 
 def record_attempt(delivery, req, result, ok, reason, test_of=None, user=None):
-    return DeliveryAttempt.objects.create(
+    number = (delivery.attempt_log.count() + 1) if delivery else 1
+    row = attempt_row(delivery, req, result, ok, reason, number, test_of, user)
+    row.save()
+    return row
+
+
+def attempt_row(delivery, req, result, ok, reason, number, test_of=None, user=None):
+    """The DeliveryAttempt of one send, not yet saved."""
+    return DeliveryAttempt(
         delivery=delivery,
         postback=test_of,
-        number=(delivery.attempt_log.count() + 1) if delivery else 1,
+        number=number,
         test=test_of is not None,
         method=req.method,
         url=req.url_text(),
@@ -218,7 +228,7 @@ def retry_or_fail(delivery, result, reason):
         last_error=reason,
         updated=now(),
     )
-    queue.enqueue(delivery.pk, at)
+    queue.look(at)
     return Delivery.PENDING
 
 
@@ -238,11 +248,12 @@ def reserve_slot(pb):
     return None
 
 
-def defer(delivery, at):
-    Delivery.objects.filter(pk=delivery.pk).update(
+def defer(ids, at):
+    """Due again at `at`, the postback's next free slot: not an attempt."""
+    Delivery.objects.filter(pk__in=ids).update(
         status=Delivery.PENDING, next_attempt=at, claimed_until=None, updated=now()
     )
-    queue.enqueue(delivery.pk, at)
+    queue.look(at)
     return Delivery.PENDING
 
 
@@ -262,32 +273,6 @@ def note_failure(pb, reason):
             log.warning("Disabled outgoing postback %s after %s failures", pb.pk, limit)
 
 
-def due_ids(limit=100):
-    """Deliveries due now, oldest first."""
-    rows = Delivery.objects.filter(due_q()).order_by("next_attempt")
-    return list(rows.values_list("pk", flat=True)[:limit])
-
-
-def process_due(limit=100):
-    """Send up to `limit` due deliveries in this process. Returns how many it handled."""
-    sent = 0
-    for pk in due_ids(limit):
-        if deliver(pk) is not None:
-            sent += 1
-    return sent
-
-
-def send_due(stop=None):
-    """Send everything due now in this process (until `stop` is set): the sweep
-    of a worker, the embedded loop, `deliver --once` and `sweep_deliveries`.
-    Returns how many."""
-    release_stray_holds()
-    total = 0
-    while not (stop and stop.is_set()) and (sent := process_due()):
-        total += sent
-    return total
-
-
 def release_stray_holds():
     """A delivery written as held while its postback was being switched on."""
     for pb in OutgoingPostback.objects.filter(
@@ -302,7 +287,8 @@ def resend(queryset):
     Delivery.objects.filter(pk__in=ids).update(
         status=Delivery.PENDING, attempts=0, next_attempt=now(), claimed_until=None, updated=now()
     )
-    queue.enqueue_on_commit(ids)
+    if ids:
+        queue.look_on_commit()
     return ids
 
 

@@ -1,9 +1,11 @@
 """The delivery loop: sends due deliveries straight from the database.
 
 Without Redis a thread of the web process runs it (the embedded mode); with
-Redis each RQ worker runs it as its sweeper (postbacks/worker.py). It runs the
-same postbacks.delivery code a job runs; delays and retries are rows with a
-next_attempt time that the loop picks up when due.
+Redis each RQ worker runs it as its sweeper (postbacks/worker.py). It sends
+in batches (postbacks/batch.py) and sleeps until the next delivery falls due
+(a delay, a retry, a rate limit's next slot), until a new one is written in
+this process or a job says so (wake), or for `interval` at most: that is
+how it sees what other processes wrote without telling it.
 """
 
 import logging
@@ -11,44 +13,74 @@ import threading
 
 from django.conf import settings
 from django.db import close_old_connections
+from django.utils import timezone
 
 log = logging.getLogger(__name__)
 
 _wake = threading.Event()
 _started = threading.Lock()
 _thread = None
+_running = 0  # loops running in this process
 
 
 def wake():
     _wake.set()
 
 
+def running():
+    return _running > 0
+
+
 def run_forever(stop=None, first_wait=0.0, interval=None):
-    """Send due deliveries until `stop` is set, looking again every `interval`
-    seconds (POSTBACKS_EMBEDDED_POLL) or when woken."""
-    from postbacks.delivery import send_due
+    """Send due deliveries until `stop` is set. On stop, the sends in flight end first."""
+    global _running
+    from postbacks.batch import Pipeline
 
     stop = stop or threading.Event()
     interval = interval or settings.POSTBACKS_EMBEDDED_POLL
     if first_wait:
         _wake.wait(first_wait)
         _wake.clear()
+    pipeline = Pipeline(wake=_wake)
     last_error = None
-    while not stop.is_set():
-        try:
-            close_old_connections()
-            send_due(stop)
-            last_error = None
-        except Exception as e:  # keep delivering after a database hiccup
-            # Logged once per distinct error: quickstart starts this loop before
-            # its migrate has created the tables.
-            if str(e) != last_error:
-                log.warning("Delivery loop: %s: %s", type(e).__name__, e)
-                last_error = str(e)
-        finally:
-            close_old_connections()
-        _wake.wait(interval)
-        _wake.clear()
+    _running += 1
+    try:
+        while not stop.is_set():
+            _wake.clear()  # before looking: a wake from now on ends the wait below
+            try:
+                timeout = look(pipeline, interval)
+                last_error = None
+            except Exception as e:  # keep delivering after a database hiccup
+                # Logged once per distinct error: quickstart starts this loop
+                # before its migrate has created the tables.
+                if str(e) != last_error:
+                    log.warning("Delivery loop: %s: %s", type(e).__name__, e)
+                    last_error = str(e)
+                timeout = interval
+            if timeout:
+                close_old_connections()
+                _wake.wait(timeout)
+    finally:
+        _running -= 1
+        pipeline.close()
+        close_old_connections()
+
+
+def look(pipeline, interval):
+    """One pass of the loop; returns how long to sleep before the next (0: go on)."""
+    from postbacks import retention
+    from postbacks.batch import next_due
+
+    if pipeline.step():
+        return 0
+    if pipeline.full():
+        return interval  # the ends of sends wake it
+    retention.purge_daily()
+    due = next_due()
+    if due is None:
+        return interval
+    # A hair past the due time, so the claim finds it due.
+    return min(interval, max(0.001, (due - timezone.now()).total_seconds() + 0.001))
 
 
 def start():

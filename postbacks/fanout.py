@@ -28,7 +28,7 @@ def create_deliveries(conversion):
     """Write the conversion's Delivery rows: its spot's outgoing postbacks for
     the goal (held when switched off), the goal's external postback and the
     spot's pixels that have an event name for the goal. Call inside the
-    conversion's transaction; they are enqueued once it commits."""
+    conversion's transaction; a loop is told once it commits."""
     goal, spot = conversion.goal, conversion.spot
     now = timezone.now()
     rows = []
@@ -61,14 +61,8 @@ def create_deliveries(conversion):
         for pixel in spot.pixels.filter(enabled=True, network__in=networks):
             rows.append(Delivery(conversion=conversion, spot=spot, pixel=pixel, next_attempt=now))
     created = Delivery.objects.bulk_create(rows)
-    _enqueue_after_commit([d for d in created if d.status == Delivery.PENDING])
+    queue.look_on_commit(d.next_attempt for d in created if d.status == Delivery.PENDING)
     return created
-
-
-def _enqueue_after_commit(deliveries):
-    for d in deliveries:
-        at = d.next_attempt
-        transaction.on_commit(lambda pk=d.pk, at=at: queue.enqueue(pk, at))
 
 
 def accept(client, event, **kwargs):

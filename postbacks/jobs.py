@@ -1,22 +1,43 @@
-"""RQ jobs. Thin: the work is in postbacks.delivery."""
+"""RQ jobs. Thin: the work is in postbacks.batch and postbacks.delivery."""
 
+import datetime
 import time
 
 from django.utils import timezone
 
-from postbacks import delivery
+from postbacks import delivery, embedded, queue
 from postbacks.models import Delivery
 
-# RQ keeps scheduled times in whole seconds, so a job scheduled with
-# enqueue_at may start up to a second before its delivery is due. It waits
-# that out rather than leave the delivery to the next sweep.
+# RQ keeps scheduled times in whole seconds, so a scheduled job may start up
+# to a second before what it was scheduled for is due. It waits that out
+# rather than leave it to the next sweep.
 EARLY_START = 2.0
 
 
-def deliver(delivery_id):
-    pending = Delivery.objects.filter(pk=delivery_id, status=Delivery.PENDING)
-    at = pending.values_list("next_attempt", flat=True).first()
+def wait_until(at):
     early = (at - timezone.now()).total_seconds() if at else 0
     if 0 < early <= EARLY_START:
         time.sleep(early)
+
+
+def look(at=None):
+    """Deliveries were written or fall due at `at`: the loop of this worker
+    looks now; where no loop runs (a plain worker), the job sends them."""
+    if at:
+        wait_until(datetime.datetime.fromisoformat(at))
+    else:
+        # Before the loop looks: a delivery written from now on makes a new job.
+        queue.get_queue().connection.delete(queue.LOOK_KEY)
+    if embedded.running():
+        embedded.wake()
+        return 0
+    from postbacks.batch import send_due
+
+    return send_due()
+
+
+def deliver(delivery_id):
+    """One delivery (the jobs of earlier versions, one per delivery)."""
+    pending = Delivery.objects.filter(pk=delivery_id, status=Delivery.PENDING)
+    wait_until(pending.values_list("next_attempt", flat=True).first())
     return delivery.deliver(delivery_id)

@@ -204,7 +204,8 @@ class OutgoingPostback(models.Model):
         Delivery.objects.filter(pk__in=ids, status=Delivery.HELD).update(
             status=Delivery.PENDING, next_attempt=timezone.now(), updated=timezone.now()
         )
-        queue.enqueue_on_commit(ids)
+        if ids:
+            queue.look_on_commit()
         return len(ids)
 
 

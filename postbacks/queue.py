@@ -1,10 +1,15 @@
-"""Handing deliveries to whoever sends them: RQ workers, or the embedded loop.
+"""Telling the delivery loops to look: RQ jobs, or a wake of the embedded loop.
 
-With REDIS_URL set, a job per delivery goes to the RQ queue (scheduled with
-enqueue_at when it is due later). Without it, the embedded loop of this
-process is woken. Either way a failure to enqueue is only logged: the
-delivery is in the database, and every worker's sweeper (postbacks/worker.py)
-sends it when it is due.
+The database says what is due; a job only says "look now" (or "look at this
+time" for a retry or a delay). With REDIS_URL set, writers enqueue a
+`postbacks.jobs.look` job, at most one waiting at a time: a short-lived key
+set with NX stands for it, and the job deletes the key before it wakes its
+worker's loop, so a delivery written after that makes a new job, and one
+written before is seen by the loop it woke. A burst of ten thousand
+postbacks so costs a Redis round trip each, not a job each. Without Redis
+the embedded loop of this process is woken. Either way a failure to enqueue
+is only logged: the delivery is in the database, and every loop sends it
+when it is due (postbacks/worker.py).
 """
 
 import logging
@@ -40,24 +45,30 @@ def get_queue():
     return q
 
 
-def enqueue(delivery_id, at=None):
+# The key standing for a waiting look job; it expires in case the job is lost.
+LOOK_KEY = "postbacks:look"
+LOOK_TTL = 10
+
+
+def look(at=None):
+    """Have a delivery loop look at the due deliveries now, or at `at`."""
     if not redis_mode():
         from postbacks import embedded
 
-        embedded.wake()
+        embedded.wake()  # the loop works out when the next delivery is due
         return
     try:
         q = get_queue()
         if at is not None and at > timezone.now():
-            q.enqueue_at(at, "postbacks.jobs.deliver", str(delivery_id))
-        else:
-            q.enqueue("postbacks.jobs.deliver", str(delivery_id))
-    except Exception as e:  # Redis down: a worker's sweeper sends it when due
-        log.warning("Could not enqueue delivery %s (%s); the sweep sends it", delivery_id, e)
+            q.enqueue_at(at, "postbacks.jobs.look", at.isoformat())
+        elif q.connection.set(LOOK_KEY, 1, nx=True, ex=LOOK_TTL):
+            q.enqueue("postbacks.jobs.look")
+    except Exception as e:  # Redis down: the loops send it when due
+        log.warning("Could not enqueue a look at the deliveries (%s); the sweep sends them", e)
 
 
-def enqueue_on_commit(ids):
-    """Enqueue these deliveries once the transaction that wrote them commits."""
-    ids = list(ids)
-    if ids:
-        transaction.on_commit(lambda: [enqueue(pk) for pk in ids])
+def look_on_commit(times=(None,)):
+    """Look once the transaction that wrote deliveries due at `times` commits."""
+    times = set(times)
+    if times:
+        transaction.on_commit(lambda: [look(at) for at in times])

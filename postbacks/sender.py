@@ -11,6 +11,7 @@
 """
 
 import contextlib
+import http.cookiejar
 import ipaddress
 import socket
 import sys
@@ -238,17 +239,28 @@ class GuardedAdapter(HTTPAdapter):
 _local = threading.local()
 
 
+_session = None
+_session_lock = threading.Lock()
+
+
 def session():
-    """One session per thread: connections to a receiver are reused between sends."""
-    s = getattr(_local, "session", None)
-    if s is None:
-        s = requests.Session()
-        s.trust_env = False  # a proxy from the environment would hide the real peer
-        adapter = GuardedAdapter(pool_connections=20, pool_maxsize=20, max_retries=0)
-        s.mount("http://", adapter)
-        s.mount("https://", adapter)
-        _local.session = s
-    return s
+    """One session per process, shared by the sending threads: urllib3's pools
+    are thread-safe, and connections to a receiver are reused between sends
+    whichever thread makes them. It keeps no cookies, so one receiver's never
+    reach another."""
+    global _session
+    with _session_lock:
+        if _session is None:
+            s = requests.Session()
+            s.trust_env = False  # a proxy from the environment would hide the real peer
+            s.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+            # A pool per receiver, as many connections as sending threads.
+            size = max(20, settings.POSTBACKS_SENDER_THREADS)
+            adapter = GuardedAdapter(pool_connections=100, pool_maxsize=size, max_retries=0)
+            s.mount("http://", adapter)
+            s.mount("https://", adapter)
+            _session = s
+    return _session
 
 
 @dataclass

@@ -26,7 +26,7 @@ from django.conf import settings
 from rq import SimpleWorker
 
 from postbacks import embedded
-from postbacks.delivery import send_due
+from postbacks.batch import send_due
 
 log = logging.getLogger(__name__)
 

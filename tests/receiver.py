@@ -1,7 +1,8 @@
 """A real HTTP server on 127.0.0.1 that records every request it gets.
 
 Tests queue answers with `receiver.reply(status, body, headers, delay)`; when
-none is queued it answers 200 OK.
+none is queued it answers 200 OK. `receiver.slow_paths[path] = seconds` makes
+every request to a path wait.
 """
 
 import os
@@ -29,6 +30,8 @@ class Receiver:
     port: int = 0
     requests: list = field(default_factory=list)
     answers: list = field(default_factory=list)
+    # Seconds every request to a path (without its query) waits: a slow receiver.
+    slow_paths: dict = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -72,6 +75,7 @@ def make_handler(receiver):
                 )
             )
             status, text, headers, delay = receiver.next_answer()
+            delay = max(delay, receiver.slow_paths.get(self.path.split("?")[0], 0))
             if delay:
                 time.sleep(delay)
             data = text.encode()
@@ -125,7 +129,7 @@ def outgoing(settings):
 
 def drain(timeout=5.0):
     """Run the embedded loop's step until no delivery is pending or sending."""
-    from postbacks.delivery import process_due
+    from postbacks.batch import send_due as process_due
     from postbacks.models import Delivery
 
     deadline = time.monotonic() + timeout

@@ -8,6 +8,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from crm.models import Client
+from postbacks import batch
 from postbacks import delivery as delivery_mod
 from postbacks.fanout import accept
 from postbacks.models import Delivery, DeliveryAttempt, OutgoingPostback
@@ -79,7 +80,7 @@ def test_retry_after_is_honoured(spot, lead, receiver, settings):
     make_postback(spot, receiver)
     receiver.reply(429, "slow down", headers={"Retry-After": "3"})
     accept(lead, "reg")
-    delivery_mod.process_due()
+    batch.send_due()
     delivery = Delivery.objects.get()
     wait = (delivery.next_attempt - timezone.now()).total_seconds()
     # 3 s scaled by 0.1: about 0.3 s, not the first step of the schedule (6 s +-20%).
@@ -154,7 +155,7 @@ def test_the_minimum_delay_is_waited(spot, lead, receiver):
     make_postback(spot, receiver, min_delay=datetime.timedelta(seconds=0.4))
     started = time.monotonic()
     accept(lead, "reg")
-    assert delivery_mod.process_due() == 0
+    assert batch.send_due() == 0
     drain()
     [got] = receiver.wait_for(1)
     assert got.at - started >= 0.4
@@ -182,7 +183,7 @@ def test_a_worker_killed_after_its_claim_leaves_the_delivery_to_another(
     _, _, [d] = accept(lead, "reg")
     assert delivery_mod.claim(d.pk)  # the worker dies here, before sending
     assert not delivery_mod.claim(d.pk)
-    assert delivery_mod.process_due() == 0
+    assert batch.send_due() == 0
     time.sleep(0.35)
     drain()
     assert len(receiver.wait_for(1)) == 1
@@ -250,11 +251,20 @@ def test_resend_failed_sends_again_with_the_same_id(spot, lead, receiver, settin
 
 def test_requests_to_one_receiver_reuse_the_connection(spot, receiver):
     make_postback(spot, receiver)
-    for _ in range(3):
+    for _ in range(3):  # one after the other, each by a new batch and its threads
         accept(Client.objects.create(spot=spot, advert_pixel="px"), "reg")
-    drain()
+        drain()
     ports = {r.client_port for r in receiver.wait_for(3)}
     assert len(ports) == 1
+
+
+def test_a_receivers_cookies_are_never_sent_back(spot, receiver):
+    receiver.reply(200, "ok", headers={"Set-Cookie": "session=secret; Path=/"})
+    make_postback(spot, receiver)
+    for _ in range(2):
+        accept(Client.objects.create(spot=spot, advert_pixel="px"), "reg")
+        drain()
+    assert [r.headers.get("Cookie") for r in receiver.wait_for(2)] == [None, None]
 
 
 def test_a_long_response_is_stored_capped(spot, lead, receiver, settings):

@@ -222,8 +222,13 @@ POSTBACKS_DISABLE_AFTER = env.int("POSTBACKS_DISABLE_AFTER", default=50)
 POSTBACKS_SWEEP_INTERVAL = env.int("POSTBACKS_SWEEP_INTERVAL", default=60)
 # /healthz says "late" when a delivery has been overdue this long (seconds).
 POSTBACKS_HEALTH_MAX_LAG = env.int("POSTBACKS_HEALTH_MAX_LAG", default=900)
-# The embedded delivery loop (no REDIS_URL) looks for due deliveries this often.
+# The embedded delivery loop (no REDIS_URL) wakes when a delivery falls due or
+# is written in its process, and looks at least this often for those that
+# other processes wrote.
 POSTBACKS_EMBEDDED_POLL = env.float("POSTBACKS_EMBEDDED_POLL", default=1.0)
+# Requests each delivery loop has in flight at most (one thread each): a slow
+# receiver holds only threads, the other receivers' deliveries go on.
+POSTBACKS_SENDER_THREADS = env.int("POSTBACKS_SENDER_THREADS", default=16)
 POSTBACKS_CONNECT_TIMEOUT = env.float("POSTBACKS_CONNECT_TIMEOUT", default=5.0)
 POSTBACKS_RESPONSE_CAP = env.int("POSTBACKS_RESPONSE_CAP", default=10_000)
 POSTBACKS_ID_HEADER = "X-Delivery-Id"

@@ -3,7 +3,7 @@ import contextlib
 from django.core.management.base import BaseCommand
 
 from postbacks import embedded
-from postbacks.delivery import send_due
+from postbacks.batch import send_due
 
 
 class Command(BaseCommand):

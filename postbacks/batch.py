@@ -1,0 +1,253 @@
+"""Sending due deliveries in batches: what every delivery loop runs.
+
+Design constraints (those of delivery.py hold as well):
+
+1. Per delivery, the claim, the reads, the attempt row and the status update
+   cost more than the HTTP request itself. So a batch is claimed, loaded and
+   recorded with a handful of statements, whatever its size.
+2. Only the loop's own thread touches the database. The requests go out on a
+   bounded pool of threads (POSTBACKS_SENDER_THREADS) that do nothing else,
+   so a loop holds one database connection whatever the size of its pool.
+3. A loop claims only what it has room for: two deliveries per thread, one in
+   flight and one ready. A slow receiver holds threads, not the deliveries of
+   others, so fast receivers keep flowing on the threads left.
+5. A claimed delivery is sent only if its attempt can end before its claim
+   lapses (delivery.py, 3): one that waited too long for a thread goes back
+   to pending unsent, so no other sender can ever take it while it is sent.
+4. Claiming a batch is claiming each of its deliveries as delivery.claim does:
+   FOR UPDATE SKIP LOCKED on PostgreSQL lets the loops of several workers
+   take disjoint batches at once; on SQLite the IMMEDIATE transaction does it.
+"""
+
+import datetime
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import Count, F, Min, Q
+
+from crm.models import CustomFieldValue
+from postbacks import delivery, sender
+from postbacks.models import Delivery, DeliveryAttempt, OutgoingPostback
+from tracker.models import Goal, Pixel, Spot
+
+log = logging.getLogger(__name__)
+
+
+def claim(limit):
+    """Take up to `limit` due deliveries, oldest first; returns their ids."""
+    at = delivery.now()
+    lease = datetime.timedelta(seconds=settings.POSTBACKS_CLAIM_SECONDS)
+    due = Delivery.objects.filter(delivery.due_q(at)).order_by("next_attempt")
+    with transaction.atomic():
+        ids = list(due.select_for_update(skip_locked=True).values_list("pk", flat=True)[:limit])
+        if ids:
+            Delivery.objects.filter(pk__in=ids).update(
+                status=Delivery.SENDING, claimed_until=at + lease
+            )
+    return ids
+
+
+def load(ids):
+    """The claimed deliveries with all their requests are built from.
+
+    The spots, goals, targets and managers of a batch are few: each is read
+    once and shared by its deliveries, which so cost three objects apiece."""
+    rows = list(
+        Delivery.objects.filter(pk__in=ids)
+        .select_related("conversion__client")
+        .order_by("next_attempt")
+    )
+    logged = DeliveryAttempt.objects.filter(delivery__in=ids).values_list("delivery")
+    counts = dict(logged.annotate(n=Count("pk")).order_by())
+    conversions = [d.conversion for d in rows]
+    clients = [c.client for c in conversions]
+    spots = Spot.objects.in_bulk({c.spot_id for c in clients})
+    managers = get_user_model().objects.in_bulk({c.manager_id for c in clients} - {None})
+    goal_ids = {c.goal_id for c in conversions} | {d.external_goal_id for d in rows}
+    goals = Goal.objects.in_bulk(goal_ids - {None})
+    postbacks = OutgoingPostback.objects.in_bulk({d.postback_id for d in rows} - {None})
+    pixels = Pixel.objects.in_bulk({d.pixel_id for d in rows} - {None})
+    fields = {c.pk: {} for c in clients}
+    values = CustomFieldValue.objects.filter(client__in=fields)
+    for client_id, key, value in values.values_list("client_id", "field__key", "value"):
+        fields[client_id][key] = value
+    for d in rows:
+        client = d.conversion.client
+        client.spot = spots[client.spot_id]
+        client.manager = managers.get(client.manager_id)
+        client.loaded_field_values = fields[client.pk]  # what Client.field_values reads
+        d.conversion.goal = goals[d.conversion.goal_id]
+        d.postback = postbacks.get(d.postback_id)
+        d.pixel = pixels.get(d.pixel_id)
+        d.external_goal = goals.get(d.external_goal_id)
+        # Attempts are numbered on from those logged (a resent delivery's count starts anew).
+        d.logged = counts.get(d.pk, 0)
+    return rows
+
+
+def next_due():
+    """When the next delivery falls due (a pending one, or a claim that lapses), or None."""
+    times = Delivery.objects.filter(status__in=[Delivery.PENDING, Delivery.SENDING]).aggregate(
+        pending=Min("next_attempt", filter=Q(status=Delivery.PENDING)),
+        lapse=Min("claimed_until", filter=Q(status=Delivery.SENDING)),
+    )
+    return min((t for t in times.values() if t is not None), default=None)
+
+
+def send(d, req, latest):
+    """On a pool thread: the result of sending `d`, or None when it started too late."""
+    if time.monotonic() > latest:
+        return None
+    return delivery.send(req, d.postback, d.pk)
+
+
+class Pipeline:
+    """One loop's sender: claims what it has room for, sends it on its threads,
+    and records what came back in bulk. Driven by one thread, the loop's.
+
+    It works in halves: the loop is woken when as many sends have ended as
+    there are threads (or all of them), and then records those and claims as
+    many again, so a busy loop writes and claims batches of a useful size,
+    not one delivery per ended send."""
+
+    def __init__(self, threads=None, wake=None):
+        self.threads = threads or settings.POSTBACKS_SENDER_THREADS
+        self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="postback-send")
+        self.wake = wake or threading.Event()
+        self.lock = threading.Lock()
+        self.ended = []  # (delivery, request, result) of sends not yet recorded
+        self.in_flight = 0  # sent or sending, not yet recorded
+        self.handled = 0
+
+    def room(self):
+        return 2 * self.threads - self.in_flight
+
+    def full(self):
+        return self.room() < self.threads
+
+    def step(self):
+        """Record what came back, then claim and start what fits; returns how many it claimed."""
+        self.record()
+        if self.full():
+            return 0
+        claimed = time.monotonic()
+        ids = claim(self.room())
+        if ids:
+            self.start(load(ids), claimed)
+        return len(ids)
+
+    def start(self, deliveries, claimed):
+        slots = {}  # postback id -> its next free slot, once a delivery of it found none now
+        deferred = {}  # slot -> delivery ids
+        for d in deliveries:
+            req = self.prepare(d)
+            if req is None:
+                self.handled += 1
+                continue
+            pb = d.postback
+            if pb is not None and pb.max_rps:
+                slot = slots.get(pb.pk) or delivery.reserve_slot(pb)
+                if slot is not None:
+                    slots[pb.pk] = slot
+                    deferred.setdefault(slot, []).append(d.pk)
+                    continue
+            with self.lock:
+                self.in_flight += 1
+            # The latest start from which the attempt still ends within the claim.
+            longest = delivery.attempt_timeout(pb) + sender.DEADLINE_SLACK + 1
+            latest = claimed + settings.POSTBACKS_CLAIM_SECONDS - longest
+            future = self.pool.submit(send, d, req, latest)
+            future.add_done_callback(lambda f, d=d, req=req: self.done(d, req, f.result()))
+        for slot, ids in deferred.items():
+            delivery.defer(ids, slot)
+            self.handled += len(ids)
+
+    def prepare(self, d):
+        """The request of `d`, or None when it was held or cannot be built."""
+        pb = d.postback
+        if pb is not None and not pb.enabled:
+            delivery.hold(d, pb)
+            return None
+        try:
+            return delivery.build_request(d)
+        except Exception as e:  # a broken template must not stop the loop
+            log.exception("Cannot build delivery %s", d.pk)
+            delivery.finish(d, Delivery.FAILED, f"Cannot build the request: {e}")
+            return None
+
+    def done(self, d, req, result):  # on a pool thread, as send: no database here
+        with self.lock:
+            self.ended.append((d, req, result))
+            if len(self.ended) >= min(self.threads, self.in_flight):
+                self.wake.set()
+
+    def record(self):
+        """Write the attempts and outcomes of the sends that ended, in one transaction."""
+        with self.lock:
+            ended, self.ended = self.ended, []
+            self.in_flight -= len(ended)
+        if not ended:
+            return
+        self.handled += len(ended)
+        unsent = [d.pk for d, _, result in ended if result is None]
+        sent = [(d, req, result) for d, req, result in ended if result is not None]
+        judged = [(d, req, result, *sender.judge(result, d.postback)) for d, req, result in sent]
+        with transaction.atomic():
+            DeliveryAttempt.objects.bulk_create(
+                delivery.attempt_row(d, req, result, ok, reason, number=d.logged + 1)
+                for d, req, result, ok, reason in judged
+            )
+            self.succeeded([d for d, _, _, ok, _ in judged if ok])
+            for d, _, result, ok, reason in judged:
+                if not ok:
+                    if d.postback is not None:
+                        delivery.note_failure(d.postback, reason)
+                    delivery.retry_or_fail(d, result, reason)
+            if unsent:  # due again at once; not an attempt
+                delivery.defer(unsent, delivery.now())
+
+    def succeeded(self, deliveries):
+        if not deliveries:
+            return
+        Delivery.objects.filter(pk__in=[d.pk for d in deliveries]).update(
+            status=Delivery.SUCCESS,
+            attempts=F("attempts") + 1,
+            claimed_until=None,
+            last_error="",
+            next_attempt=None,
+            updated=delivery.now(),
+        )
+        recovered = {
+            d.postback_id for d in deliveries if d.postback and d.postback.consecutive_failures
+        }
+        if recovered:
+            OutgoingPostback.objects.filter(pk__in=recovered).update(consecutive_failures=0)
+
+    def close(self):
+        """Let the sends in flight end, and record them."""
+        self.pool.shutdown(wait=True)
+        self.record()
+
+
+def send_due(stop=None):
+    """Send everything due now in this process, then return how many were
+    handled: `deliver --once`, `sweep_deliveries`, a burst worker, a job
+    without a loop in its process."""
+    delivery.release_stray_holds()
+    pipeline = Pipeline()
+    try:
+        while not (stop and stop.is_set()):
+            pipeline.wake.clear()  # before looking: an end of a send from now on wakes the wait
+            if pipeline.step():
+                continue
+            if not pipeline.in_flight:
+                break
+            pipeline.wake.wait(1.0)
+    finally:
+        pipeline.close()
+    return pipeline.handled
