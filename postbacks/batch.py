@@ -11,12 +11,12 @@ Design constraints (those of delivery.py hold as well):
 3. A loop claims only what it has room for: two deliveries per thread, one in
    flight and one ready. A slow receiver holds threads, not the deliveries of
    others, so fast receivers keep flowing on the threads left.
-5. A claimed delivery is sent only if its attempt can end before its claim
-   lapses (delivery.py, 3): one that waited too long for a thread goes back
-   to pending unsent, so no other sender can ever take it while it is sent.
 4. Claiming a batch is claiming each of its deliveries as delivery.claim does:
    FOR UPDATE SKIP LOCKED on PostgreSQL lets the loops of several workers
    take disjoint batches at once; on SQLite the IMMEDIATE transaction does it.
+5. A claimed delivery is sent only if its attempt can end before its claim
+   lapses (delivery.py, 3): one that waited too long for a thread goes back
+   to pending unsent, so no other sender can ever take it while it is sent.
 """
 
 import datetime

@@ -11,8 +11,10 @@
 """
 
 import contextlib
+import heapq
 import http.cookiejar
 import ipaddress
+import itertools
 import socket
 import sys
 import threading
@@ -66,11 +68,11 @@ def address_allowed(addr):
 class Deadline:
     """The end of one send, and the sockets it must cut when it passes.
 
-    Why a watcher thread and not socket timeouts: http.client reads a header
+    Why cut from outside and not socket timeouts: http.client reads a header
     line or a body in loops of recv() that each get the full timeout, and we
     cannot step in between them. Shutting the TCP connection down from outside
-    ends any of them at once, whatever urllib3 was doing. One short-lived
-    thread per send costs little next to the HTTP request it guards.
+    ends any of them at once, whatever urllib3 was doing. One thread per
+    process (the watcher) does it for every send in flight.
     """
 
     def __init__(self, seconds):
@@ -78,8 +80,8 @@ class Deadline:
         self.lock = threading.Lock()
         self.handles = []
         self.expired = False
-        self.stopped = threading.Event()
-        threading.Thread(target=self._watch, name="send-deadline", daemon=True).start()
+        self.stopped = False
+        _watcher.add(self)
 
     def left(self):
         return max(0.0, self.at - time.monotonic())
@@ -97,28 +99,74 @@ class Deadline:
         """
         handle = socket.fromfd(sock.fileno(), sock.family, sock.type)
         with self.lock:
-            if self.stopped.is_set():
+            if self.stopped:
                 handle.close()
                 return
             self.handles.append(handle)
             if self.expired:
                 _cut(handle)
 
-    def _watch(self):
-        if self.stopped.wait(self.left()):
-            return
+    def expire(self):  # on the watcher's thread
         with self.lock:
-            if not self.stopped.is_set():
+            if not self.stopped:
                 self.expired = True
                 for handle in self.handles:
                     _cut(handle)
 
     def stop(self):
         with self.lock:
-            self.stopped.set()
+            self.stopped = True
             for handle in self.handles:
                 handle.close()
             self.handles = []
+        _watcher.forget(self)
+
+
+class Watcher:
+    """The one thread that expires the deadlines of a process as they pass.
+
+    A thread per send cost more than the request it guarded: starting one
+    waits for it to run. Stopped deadlines are dropped from the heap lazily,
+    all at once when they are most of it, so a stop costs no search."""
+
+    def __init__(self):
+        self.cond = threading.Condition()
+        self.heap = []  # (at, number, deadline)
+        self.numbers = itertools.count()
+        self.stopped = 0  # stopped deadlines still in the heap
+        self.thread = None
+
+    def add(self, deadline):
+        with self.cond:
+            if self.thread is None or not self.thread.is_alive():  # first use, or a forked child
+                self.thread = threading.Thread(target=self.run, name="send-deadlines", daemon=True)
+                self.thread.start()
+            heapq.heappush(self.heap, (deadline.at, next(self.numbers), deadline))
+            if self.heap[0][2] is deadline:
+                self.cond.notify()  # it ends before all the others
+
+    def forget(self, deadline):
+        with self.cond:
+            self.stopped += 1
+            if self.stopped > 64 and self.stopped * 2 > len(self.heap):
+                self.heap = [e for e in self.heap if not e[2].stopped]
+                heapq.heapify(self.heap)
+                self.stopped = 0
+
+    def run(self):
+        with self.cond:
+            while True:
+                now = time.monotonic()
+                while self.heap and (self.heap[0][2].stopped or self.heap[0][0] <= now):
+                    _, _, deadline = heapq.heappop(self.heap)
+                    if deadline.stopped:
+                        self.stopped -= 1
+                    else:
+                        deadline.expire()
+                self.cond.wait(self.heap[0][0] - now if self.heap else None)
+
+
+_watcher = Watcher()
 
 
 def _cut(handle):

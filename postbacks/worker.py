@@ -1,19 +1,21 @@
 """The RQ worker class of `manage.py rqworker` (settings.RQ["WORKER_CLASS"]).
 
-Jobs only say "look at this delivery now"; the database says what is due.
-Each worker therefore runs a sweeper thread that sends every due delivery
-straight from the database every POSTBACKS_SWEEP_INTERVAL seconds. It needs
-nothing that lives in Redis: after Redis restarts empty, loses a job, or while
-RQ's scheduler is down, due deliveries (first attempts and delayed retries)
-still go out within one interval, and no job is ever enqueued twice for them.
-Claims (postbacks/delivery.py) keep the sweeper and the job loop from sending
-one delivery twice.
+Jobs only say "look at the deliveries now" (postbacks/queue.py); the database
+says what is due. Each worker therefore runs a delivery loop in a thread of
+its own (postbacks/embedded.py, sending in batches as postbacks/batch.py
+says) that a job wakes, that wakes itself when the next delivery falls due,
+and that looks at least every POSTBACKS_SWEEP_INTERVAL seconds whatever Redis
+says. It needs nothing that lives in Redis: after Redis restarts empty, loses
+a job, or while RQ's scheduler is down, due deliveries (first attempts and
+delayed retries) still go out, and no job is ever enqueued twice for them.
+Claims keep the loops of several workers from sending one delivery twice.
 
-It is a SimpleWorker: jobs run in the worker process, so a delivery does not
-cost a fork and new database connections. RQ's work loop quits when Redis goes
-away in the middle of a job; this worker starts it again (under a new name,
-as the old one may still look alive in Redis) once Redis answers, so neither
-a Redis restart nor an outage needs a person to restart workers.
+It is a SimpleWorker: jobs run in the worker process, so a job costs neither
+a fork nor new database connections, and it can wake this process's loop.
+RQ's work loop quits when Redis goes away in the middle of a job; this worker
+starts it again (under a new name, as the old one may still look alive in
+Redis) once Redis answers, so neither a Redis restart nor an outage needs a
+person to restart workers.
 """
 
 import contextlib
@@ -74,7 +76,7 @@ def start_sweeper():
             daemon=True,
         )
         _sweeper.start()
-        log.info("Delivery sweeper: every %ss", settings.POSTBACKS_SWEEP_INTERVAL)
+        log.info("Delivery loop: looks at least every %ss", settings.POSTBACKS_SWEEP_INTERVAL)
     return _sweeper
 
 

@@ -149,3 +149,25 @@ def test_parallel_sends_each_keep_their_own_deadline(body_trickler, receiver):
     assert_cut_by_the_deadline(trickled, elapsed, 1.0)
     slow, _ = results["slow"]
     assert slow.status == 200 and slow.body == "slow but fine"
+
+
+def test_one_watcher_cuts_each_send_at_its_own_deadline_and_no_send_starts_a_thread(
+    body_trickler,
+):
+    results = {}
+
+    def run(name, timeout):
+        results[name] = timed_send(body_trickler.url + "/pb", timeout)
+
+    # The long deadline is watched first; the short one, added later, still
+    # ends first: the watcher wakes for the earliest, not the oldest.
+    sends = [threading.Thread(target=run, args=args) for args in (("long", 4.0), ("short", 1.0))]
+    for send in sends:
+        send.start()
+        time.sleep(0.3)
+    watchers = [t for t in threading.enumerate() if t.name.startswith("send-dead")]
+    for send in sends:
+        send.join(10)
+    assert_cut_by_the_deadline(*results["short"], 1.0)
+    assert_cut_by_the_deadline(*results["long"], 4.0)
+    assert len(watchers) == 1  # for both sends in flight

@@ -228,7 +228,7 @@ POSTBACKS_HEALTH_MAX_LAG = env.int("POSTBACKS_HEALTH_MAX_LAG", default=900)
 POSTBACKS_EMBEDDED_POLL = env.float("POSTBACKS_EMBEDDED_POLL", default=1.0)
 # Requests each delivery loop has in flight at most (one thread each): a slow
 # receiver holds only threads, the other receivers' deliveries go on.
-POSTBACKS_SENDER_THREADS = env.int("POSTBACKS_SENDER_THREADS", default=16)
+POSTBACKS_SENDER_THREADS = env.int("POSTBACKS_SENDER_THREADS", default=32)
 POSTBACKS_CONNECT_TIMEOUT = env.float("POSTBACKS_CONNECT_TIMEOUT", default=5.0)
 POSTBACKS_RESPONSE_CAP = env.int("POSTBACKS_RESPONSE_CAP", default=10_000)
 POSTBACKS_ID_HEADER = "X-Delivery-Id"
