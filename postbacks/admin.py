@@ -38,6 +38,18 @@ class LockedUrlForm(forms.ModelForm):
             self.fields["url"].disabled = True
 
 
+class OutgoingPostbackForm(LockedUrlForm):
+    def clean(self):
+        data = super().clean()
+        spot = data.get("spot") or (self.instance.spot if self.instance.spot_id else None)
+        if spot and data.get("goals"):
+            foreign = [g for g in data["goals"] if g.spot_id != spot.pk]
+            if foreign:
+                names = ", ".join(f"{g.name} ({g.spot})" for g in foreign)
+                self.add_error("goals", f"Goals of another spot never fire here: {names}.")
+        return data
+
+
 class OutgoingPostbackInline(admin.TabularInline):
     model = OutgoingPostback
     formset = OutgoingPostbackFormSet
@@ -189,6 +201,7 @@ def admin_link(obj, name):
 
 
 class OutgoingPostbackAdmin(admin.ModelAdmin):
+    form = OutgoingPostbackForm
     list_display = ["name", "spot", "method", "enabled", "state", "created"]
     list_filter = ["spot", "enabled", "method"]
     search_fields = ["name", "url"]

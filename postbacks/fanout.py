@@ -12,7 +12,9 @@ from tracker.models import Pixel
 def skip_reason(postback, conversion):
     """Why the options of 000/004 keep this postback from sending, or ''."""
     client = conversion.client
-    if not postback.all_users and not client.attributed:
+    # A locked (partner preset) postback is sent for every event of its goals
+    # whatever the attribution (seed 000): the partner counts all of them.
+    if not (postback.all_users or postback.locked) and not client.attributed:
         return "The client did not come from an ad (send for all users is off)."
     if postback.first_event_only:
         earlier = client.conversions.filter(goal_id=conversion.goal_id).exclude(pk=conversion.pk)

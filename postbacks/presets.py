@@ -13,6 +13,7 @@ def create_locked_outgoing(sender, partner, preset, outgoing_base="", **kwargs):
         name=spec["name"],
         url=outgoing_base.rstrip("/") + spec["path"],
         locked=bool(spec.get("locked", True)),
+        all_users=True,  # what the admin shows; a locked one is sent for all anyway
     )
     tokens = spec.get("goals") or []
     if tokens:

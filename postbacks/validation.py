@@ -1,10 +1,28 @@
-"""Checks of an outgoing postback's configuration, run when it is saved."""
+"""Checks of an outgoing postback's configuration, run when it is saved.
+
+A setting that can never send what it means is refused here, with the field
+it is about, rather than failing at every delivery."""
+
+import json
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from crm.macros import render as render_macros
 from crm.macros import unknown_macros
 from postbacks import render
+
+# What every macro stands for when a JSON template is tried: a number, so a
+# macro left unquoted for a number ({"sum": {sum}}) parses as it will when sent.
+SAMPLE_VALUE = "1"
+
+
+class _Samples(dict):
+    def __contains__(self, name):
+        return True
+
+    def __getitem__(self, name):
+        return SAMPLE_VALUE
 
 
 def _macro_error(template):
@@ -13,6 +31,36 @@ def _macro_error(template):
         names = ", ".join(f"{{{n}}}" for n in unknown)
         return f"Unknown macro {names}. See the list of macros in the help."
     return None
+
+
+def json_error(template):
+    """Why `template`, its macros filled with sample values, is not JSON, or None."""
+    text = render_macros(template, _Samples(), render.json_escape)
+    try:
+        json.loads(text)
+    except ValueError as e:
+        return f"Not valid JSON once its macros are filled in ({e}): {text[:200]}"
+    return None
+
+
+def clean_request(postback, errors):
+    """The method and the body: no body a GET would drop, JSON that parses."""
+    _, inline_method, inline_format, inline_body = render.split_inline(postback.url or "")
+    if inline_method is not None:
+        if inline_format == "json" and "url" not in errors:
+            message = json_error(inline_body)
+            if message:
+                errors["url"] = f"The body after |JSON| is {message[0].lower()}{message[1:]}"
+        return
+    has_body = bool((postback.body or "").strip())
+    if postback.method == "GET" and has_body:
+        errors.setdefault("body", "A GET request has no body: choose POST, or clear the body.")
+    elif has_body and postback.body_format == "none":
+        errors.setdefault("body_format", "Choose the body's format (form, JSON or XML).")
+    elif postback.body_format == "json" and "body" not in errors:
+        message = json_error(postback.body)
+        if message:
+            errors["body"] = message
 
 
 def clean_outgoing(postback):
@@ -28,6 +76,7 @@ def clean_outgoing(postback):
     url, _, _, _ = render.split_inline(postback.url or "")
     if url and not url.lower().startswith(("http://", "https://", "{")):
         errors.setdefault("url", "The URL must start with http:// or https://.")
+    clean_request(postback, errors)
     for field in ("success_status", "error_status"):
         try:
             render.parse_statuses(getattr(postback, field))

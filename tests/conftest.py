@@ -2,6 +2,7 @@ import pytest
 
 from crm.models import Client
 from tracker.models import Spot
+from tracker.presets import load_presets
 
 pytest_plugins = ["tests.browser", "tests.receiver"]
 
@@ -14,3 +15,8 @@ def spot(db):
 @pytest.fixture
 def lead(spot):
     return Client.objects.create(spot=spot, name="Ann", cl_id="trk-1", advert_campaign_id="c1")
+
+
+@pytest.fixture
+def presets(db):
+    return {p.slug: p for p in load_presets()}

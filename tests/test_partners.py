@@ -9,11 +9,6 @@ from tracker.models import Partner, PartnerPostback, PartnerPreset, Registration
 from tracker.presets import apply_preset, load_presets, preset_files
 
 
-@pytest.fixture
-def presets(db):
-    return {p.slug: p for p in load_presets()}
-
-
 def test_at_least_three_presets_ship_and_load(presets):
     assert len(preset_files()) >= 3
     assert {"1win", "keitaro", "binom"} <= set(presets)

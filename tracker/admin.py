@@ -9,6 +9,7 @@ import re
 import threading
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect
@@ -320,6 +321,15 @@ class PresetForm(forms.Form):
         preset = data.get("preset")
         if preset and preset.data.get("outgoing") and not data.get("outgoing_base"):
             self.add_error("outgoing_base", preset.data["outgoing"].get("base_prompt", "Required."))
+        spot, limit = data.get("spot"), settings.POSTBACKS_MAX_PER_SPOT
+        adds_one = preset and preset.data.get("outgoing") and spot
+        # The reverse accessor, not an import: tracker does not import postbacks.
+        if adds_one and spot.outgoing_postbacks.count() >= limit:
+            self.add_error(
+                "spot",
+                f"{spot} has {limit} outgoing postbacks, the most a spot may have, and "
+                "this preset adds one. Delete one of them or choose another spot.",
+            )
         param = data.get("click_id_param", "")
         if param and not re.fullmatch(r"[A-Za-z0-9_.\[\]-]{1,64}", param):
             self.add_error("click_id_param", "Letters, digits, '_', '.', '-' only.")
