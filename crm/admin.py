@@ -99,6 +99,15 @@ class ClientAdmin(BigTableAdmin):
         ("Chat", {"fields": ["thread", "note"]}),
         ("Registration links", {"fields": ["registration_links"]}),
         ("Attribution", {"fields": [f"advert_{k}" for k in ADVERT_KEYS]}),
+        (
+            "Browser and ad network ids",
+            {
+                "fields": [("ip", "user_agent"), "page_url", ("fbclid", "fbc", "fbp")]
+                + [("ttclid", "gclid"), ("ga", "yclid", "ym_uid")],
+                "classes": ["collapse"],
+                "description": "What pixels send ad networks to match the user on.",
+            },
+        ),
         ("Entry parameters", {"fields": ["params"], "classes": ["collapse"]}),
     ]
 

@@ -1,14 +1,30 @@
 """How leads become clients: parsing a click's parameters and a bot's JSON."""
 
+import ipaddress
 import re
 
 from django.db import transaction
 
+from crm.http import client_addr
 from crm.models import ADVERT_KEYS, Client
 from crm.values import RefusedJSON, clean_text, load_json, shown
 
 # Kept as they came, in params, for reports and {params__X} macros.
 AD_CLICK_IDS = ("fbclid", "ttclid", "gclid")
+# Ad networks' click ids and browser cookies, each stored in the Client column
+# named first, from the first of these query parameters (or, for the
+# underscored names, cookies of the tracker's domain) that is given.
+MATCH_KEYS = {
+    "fbclid": ("fbclid",),
+    "fbc": ("_fbc", "fbc"),
+    "fbp": ("_fbp", "fbp"),
+    "ttclid": ("ttclid",),
+    "gclid": ("gclid",),
+    "ga": ("_ga", "ga"),
+    "yclid": ("yclid",),
+    "ym_uid": ("_ym_uid", "ym_uid"),
+}
+MATCH_NAMES = {name: key for key, names in MATCH_KEYS.items() for name in names}
 MAX_PARAMS = 100
 MAX_NAME = 200
 MAX_VALUE = 2000
@@ -33,6 +49,8 @@ def split_params(pairs):
         elif name in ("cl_id", "geo"):
             fields[name] = _limit(name, value.upper() if name == "geo" else value)
         else:
+            if name in MATCH_NAMES:
+                fields.setdefault(MATCH_NAMES[name], _limit(MATCH_NAMES[name], value))
             # utm_*, fbclid, ttclid, gclid and anything else the link carried.
             params[name] = value[:MAX_VALUE]
     if len(params) > MAX_PARAMS:
@@ -40,13 +58,33 @@ def split_params(pairs):
     return fields, params
 
 
-def client_from_click(spot, pairs):
+def browser_fields(request):
+    """What the click's request itself says of the browser: its address (through
+    PROXY_HOPS), user agent, page, and the ad networks' cookies it carries."""
+    fields = {
+        "ip": client_addr(request),
+        "user_agent": _limit("user_agent", clean_text(request.META.get("HTTP_USER_AGENT", ""))),
+        "page_url": _limit("page_url", clean_text(request.META.get("HTTP_REFERER", ""))),
+    }
+    for name, key in MATCH_NAMES.items():
+        value = request.COOKIES.get(name) if name.startswith("_") else None
+        if value and key not in fields:
+            fields[key] = _limit(key, clean_text(value))
+    return fields
+
+
+def client_from_click(spot, pairs, request=None):
     fields, params = split_params(pairs)
+    if request is not None:
+        # A value in the link wins over the cookie: the landing passed it on purpose.
+        fields = {**browser_fields(request), **fields}
     with transaction.atomic():  # the client and its rollup row, together
         return Client.objects.create(spot=spot, params=params, **fields)
 
 
 TEXT_FIELDS = {"username": "username", "name": "name", "geo": "geo", "cl_id": "cl_id"}
+# The browser's data a bot got from its landing: the same columns as a click's.
+TEXT_FIELDS.update({k: k for k in ("user_agent", "page_url", *MATCH_KEYS)})
 # A Telegram user id as text: ASCII digits that fit a bigint, checked before int().
 USER_ID_TEXT = re.compile(r"-?[0-9]{1,19}")
 
@@ -84,6 +122,12 @@ def parse_bot_client(data):
         if len(value) > limit:
             raise BadInput(f"{key} is longer than {limit} characters.")
         fields[model_field] = value.upper() if key == "geo" else value
+    ip = data.get("ip")
+    if ip not in (None, ""):
+        try:
+            fields["ip"] = str(ipaddress.ip_address(str(ip).strip()))
+        except ValueError:
+            raise BadInput(f"ip is not an IP address: {shown(ip)}.") from None
     advert = data.get("advert") or {}
     if not isinstance(advert, dict):
         raise BadInput("advert must be an object of " + ", ".join(ADVERT_KEYS) + ".")

@@ -13,6 +13,7 @@ from django.utils import timezone
 from crm.models import ADVERT_KEYS
 from tracker.macros import (  # noqa: F401 - re-exported: crm.macros is where callers look
     ADVERT,
+    ALIASES,
     KNOWN,
     MACRO_RE,
     PLAIN,
@@ -26,6 +27,7 @@ from tracker.macros import (  # noqa: F401 - re-exported: crm.macros is where ca
 def client_context(client, attributed=True):
     """The macros a client alone gives. Without attribution the advert macros are empty."""
     ctx = {
+        "id": str(client.pk),
         "click_id": client.click_id,
         "cl_id": client.cl_id,
         "geo": client.geo,
@@ -36,9 +38,18 @@ def client_context(client, attributed=True):
         "manager": client.manager.get_username() if client.manager_id else "",
         "spot": client.spot.name,
         "now": str(int(timezone.now().timestamp())),
+        "ip": client.ip or "",
+        "ua": client.user_agent,
+        "fbclid": client.fbclid,
+        "fbc": client.facebook_fbc,
+        "fbp": client.fbp,
+        "ttclid": client.ttclid,
+        "gclid": client.gclid,
     }
     for key in ADVERT_KEYS:
         ctx[f"advert__{key}"] = getattr(client, f"advert_{key}") if attributed else ""
+    for alias, name in ALIASES.items():
+        ctx[alias] = ctx[name]
     for key, value in (client.params or {}).items():
         ctx[f"params__{key}"] = "" if value is None else str(value)
     for key, value in client.field_values().items():

@@ -61,6 +61,22 @@ class Client(models.Model):
     advert_site_source_name = models.CharField("traffic source", max_length=200, blank=True)
     advert_landing_id = models.CharField("landing id", max_length=200, blank=True)
 
+    # What ad networks match an event to their user on, from the click (or the
+    # bot API): sent by pixels, offered as macros. Empty when never given.
+    ip = models.GenericIPAddressField("IP", null=True, blank=True)
+    user_agent = models.CharField(max_length=500, blank=True)
+    page_url = models.CharField(
+        "page URL", max_length=2000, blank=True, help_text="The page the click came from."
+    )
+    fbclid = models.CharField("fbclid", max_length=500, blank=True)
+    fbc = models.CharField("_fbc", max_length=500, blank=True, help_text="Facebook's click cookie.")
+    fbp = models.CharField("_fbp", max_length=500, blank=True, help_text="Facebook's browser id.")
+    ttclid = models.CharField("ttclid", max_length=500, blank=True)
+    gclid = models.CharField("gclid", max_length=500, blank=True)
+    ga = models.CharField("_ga", max_length=200, blank=True, help_text="Google Analytics' cookie.")
+    yclid = models.CharField("yclid", max_length=200, blank=True)
+    ym_uid = models.CharField("_ym_uid", max_length=200, blank=True, help_text="Metrica's id.")
+
     class Meta:
         ordering = ["-created"]
         indexes = [
@@ -76,6 +92,14 @@ class Client(models.Model):
     @property
     def advert(self):
         return {key: getattr(self, f"advert_{key}") for key in ADVERT_KEYS}
+
+    @property
+    def facebook_fbc(self):
+        """The _fbc value Meta matches on: the cookie given, else built from fbclid
+        and the click time as Meta's pixel builds it; '' when neither is known."""
+        if self.fbc or not self.fbclid or self.created is None:
+            return self.fbc
+        return f"fb.1.{int(self.created.timestamp() * 1000)}.{self.fbclid}"
 
     @property
     def attributed(self):

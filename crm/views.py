@@ -68,7 +68,7 @@ def go(request, slug):
     except TooManyFieldsSent:
         return error(f"Too many parameters (more than {MAX_PARAMS}).", 400)
     try:
-        client = client_from_click(spot, pairs)
+        client = client_from_click(spot, pairs, request)
     except BadInput as e:
         return error(str(e), 400)
     target = render_link(spot.target_url, link_context(client, field_values={}))

@@ -223,8 +223,11 @@ class OutgoingPostbackAdmin(admin.ModelAdmin):
                     "timeout",
                 ],
                 "description": "Macros: {click_id}, {cl_id}, {action}, {sum}, {currency}, "
-                "{tid}, {geo}, {user_id}, {username}, {name}, {player_id}, {manager}, {now}, "
-                "{advert__campaign_id} and the other {advert__...}, {params__X}, {fields__X}.",
+                "{tid}, {status}, {geo}, {user_id}, {username}, {name}, {player_id}, {manager}, "
+                "{now}, {advert__campaign_id} and the other {advert__...}, {params__X}, "
+                "{fields__X}; for ad networks' matching {ip}, {ua}, {fbclid}, {fbc} (built from "
+                "fbclid when no cookie came), {fbp}, {ttclid}, {gclid}. Other trackers' names "
+                "work too: {click} (click id), {id} (client id), {adid} (ad id).",
             },
         ),
         ("When to send", {"fields": ["first_event_only", "reengagement_window", "all_users"]}),

@@ -12,7 +12,6 @@
 """
 
 import datetime
-import ipaddress
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 
 from crm import macros
-from crm.http import TooBig, Unreadable, read_body
+from crm.http import TooBig, Unreadable, client_addr, read_body
 from crm.models import Client, CustomFieldValue, Message
 from crm.values import clean_text
 from postbacks import waiting
@@ -113,20 +112,6 @@ def capped(text, what, notes):
         return text
     notes.append(f"{STORAGE_NOTE}{what} cut to {limit} of {len(text)} characters.")
     return text[:limit]
-
-
-def client_addr(request):
-    addr = request.META.get("REMOTE_ADDR", "")
-    hops = getattr(settings, "PROXY_HOPS", 0)
-    header = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    forwarded = [a.strip() for a in header.split(",")] if header else []
-    if hops and len(forwarded) >= hops:
-        # Entries left of the ones our proxies appended are the caller's to forge.
-        addr = forwarded[-hops]
-    try:
-        return str(ipaddress.ip_address(addr))
-    except ValueError:
-        return None
 
 
 def store(request, token):

@@ -26,6 +26,22 @@ def _external_id(client):
     return hashlib.sha256(client.click_id.encode()).hexdigest()
 
 
+def _known(**values):
+    """Only the values we know: one never given is left out, not sent empty or faked."""
+    return {k: v for k, v in values.items() if v}
+
+
+def _page(client):
+    """Where the event happened: the page the click came from, else the spot's target."""
+    return client.page_url or client.spot.target_url
+
+
+def ga_client_id(cookie):
+    """GA4's client id from a _ga cookie ('GA1.1.1234567890.1700000000'), or ''."""
+    parts = (cookie or "").split(".")
+    return ".".join(parts[-2:]) if len(parts) >= 2 and all(parts[-2:]) else ""
+
+
 def facebook(pixel, conversion, event, delivery_id):
     """Conversions API, as 001's server pixel: form body with access_token and data."""
     client = conversion.client
@@ -35,10 +51,18 @@ def facebook(pixel, conversion, event, delivery_id):
             "event_name": event,
             "event_time": _event_time(conversion),
             "event_id": str(delivery_id),
-            "user_data": {"external_id": _external_id(client)},
+            "user_data": _known(
+                external_id=_external_id(client),
+                client_ip_address=client.ip,
+                client_user_agent=client.user_agent,
+                fbc=client.facebook_fbc,
+                fbp=client.fbp,
+            ),
             "custom_data": {"value": float(conversion.amount), "currency": conversion.currency},
         }
     ]
+    if _page(client):
+        data[0]["event_source_url"] = _page(client)
     fields = {"access_token": pixel.access_token, "data": json.dumps(data)}
     if pixel.test_event_code:
         fields["test_event_code"] = pixel.test_event_code
@@ -55,6 +79,7 @@ def facebook(pixel, conversion, event, delivery_id):
 
 def tiktok(pixel, conversion, event, delivery_id):
     """Events API 2.0: JSON with the pixel code as event source, token in a header."""
+    client = conversion.client
     payload = {
         "event_source": "web",
         "event_source_id": pixel.pixel_id,
@@ -63,7 +88,12 @@ def tiktok(pixel, conversion, event, delivery_id):
                 "event": event,
                 "event_time": _event_time(conversion),
                 "event_id": str(delivery_id),
-                "user": {"external_id": _external_id(conversion.client)},
+                "user": _known(
+                    external_id=_external_id(client),
+                    ttclid=client.ttclid,
+                    ip=client.ip,
+                    user_agent=client.user_agent,
+                ),
                 "properties": {
                     "value": float(conversion.amount),
                     "currency": conversion.currency,
@@ -71,6 +101,8 @@ def tiktok(pixel, conversion, event, delivery_id):
             }
         ],
     }
+    if _page(client):
+        payload["data"][0]["page"] = {"url": _page(client)}
     if pixel.test_event_code:
         payload["test_event_code"] = pixel.test_event_code
     return Request(
@@ -89,8 +121,11 @@ def google(pixel, conversion, event, delivery_id):
     params = {"value": float(conversion.amount), "currency": conversion.currency}
     if conversion.tid:
         params["transaction_id"] = conversion.tid
+    # GA4 requires a client id: the browser's from its _ga cookie when we have
+    # it (what matches the user), else our click id (a user GA has not seen).
+    client_id = ga_client_id(conversion.client.ga) or conversion.client.click_id
     payload = {
-        "client_id": conversion.client.click_id,
+        "client_id": client_id,
         "timestamp_micros": _event_time(conversion) * 1_000_000,
         "events": [{"name": event, "params": params}],
     }
@@ -104,11 +139,23 @@ def google(pixel, conversion, event, delivery_id):
 
 
 def yandex(pixel, conversion, event, delivery_id):
-    """Metrica offline conversions: a CSV file uploaded as multipart form data."""
+    """Metrica offline conversions: a CSV file uploaded as multipart form data.
 
+    The user is matched on Metrica's own id (_ym_uid) or the ad click's yclid
+    when the click brought one; else on our click id as the site's user id."""
+    client = conversion.client
+    kind, column, user = next(
+        (k, c, v)
+        for k, c, v in (
+            ("CLIENT_ID", "ClientId", client.ym_uid),
+            ("YCLID", "Yclid", client.yclid),
+            ("USER_ID", "UserId", client.click_id),
+        )
+        if v
+    )
     csv = (
-        "ClientId,Target,DateTime,Price,Currency\n"
-        f"{conversion.client.click_id},{event},{_event_time(conversion)},"
+        f"{column},Target,DateTime,Price,Currency\n"
+        f"{user},{event},{_event_time(conversion)},"
         f"{conversion.amount},{conversion.currency}\n"
     )
     boundary = f"----delivery{str(delivery_id).replace('-', '')}"
@@ -121,7 +168,7 @@ def yandex(pixel, conversion, event, delivery_id):
     return Request(
         method="POST",
         url=f"{_base('yandex')}/management/v1/counter/{quote(pixel.pixel_id, safe='')}"
-        "/offline_conversions/upload?client_id_type=CLIENT_ID",
+        f"/offline_conversions/upload?client_id_type={kind}",
         headers={
             "Content-Type": f"multipart/form-data; boundary={boundary}",
             "Authorization": f"OAuth {pixel.access_token}",

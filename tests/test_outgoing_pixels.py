@@ -68,15 +68,16 @@ def test_google_analytics_gets_a_measurement_protocol_event(spot, lead, networks
 
 
 def test_yandex_metrica_gets_an_offline_conversions_csv(spot, lead, networks):
+    # No Metrica id or yclid came with this lead: it is matched as the site's user.
     deposit(spot, lead, "yandex", "deposit", pixel_id="777", access_token="OAUTH")
     [got] = networks.wait_for(1)
     assert (
-        got.path == "/management/v1/counter/777/offline_conversions/upload?client_id_type=CLIENT_ID"
+        got.path == "/management/v1/counter/777/offline_conversions/upload?client_id_type=USER_ID"
     )
     assert got.headers["Authorization"] == "OAuth OAUTH"
     assert got.headers["Content-Type"].startswith("multipart/form-data; boundary=")
     body = got.body.decode()
-    assert "ClientId,Target,DateTime,Price,Currency\n" in body
+    assert "UserId,Target,DateTime,Price,Currency\n" in body
     assert f"{lead.click_id},deposit," in body and ",25.00,EUR" in body
 
 

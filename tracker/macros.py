@@ -43,7 +43,19 @@ PLAIN = [
     "now",
     "conversion_id",
     "spot",
+    # What ad networks match on, from the click or the bot API.
+    "ip",
+    "ua",
+    "fbclid",
+    "fbc",
+    "fbp",
+    "ttclid",
+    "gclid",
 ]
+# Other trackers' names (seed 001), so their examples paste as written:
+# {click} our click id, {id} the client's id, {adid} the ad id.
+ALIASES = {"click": "click_id", "adid": "advert__ad_id"}
+PLAIN += [*ALIASES, "id"]
 ADVERT = [f"advert__{key}" for key in ADVERT_KEYS]
 KNOWN = PLAIN + ADVERT
 PREFIXES = ("params__", "fields__")
