@@ -3,6 +3,7 @@
 import csv
 from dataclasses import dataclass, field
 
+from django.core.management.base import CommandError
 from django.db import transaction
 
 from crm import values
@@ -65,7 +66,9 @@ def find_client(subid, spot=None):
     return found[0] if found else None
 
 
-def import_conversion(line, row, summary, event, spot=None, status_map=None):
+def import_conversion(line, row, summary, event, spot=None, status_map=None, on_created=None):
+    """One row through the endpoint's rules; `on_created(conversion)` runs in the
+    new conversion's transaction (the deliveries and system message of it)."""
     subid = row.get("subid") or row.get("click_id") or row.get("clickid") or ""
     if not subid:
         return summary.reject(line, "no subid")
@@ -86,9 +89,12 @@ def import_conversion(line, row, summary, event, spot=None, status_map=None):
         return summary.reject(line, f"unknown status {row.get('status')!r}")
     tid = row.get("tid", "")[:200]
     try:
-        _, outcome = client.record_conversion(
-            row.get("event") or row.get("goal") or event, amount, currency, tid, status
-        )
+        with transaction.atomic():  # the conversion and what it makes, together
+            conversion, outcome = client.record_conversion(
+                row.get("event") or row.get("goal") or event, amount, currency, tid, status
+            )
+            if outcome == "created" and on_created is not None:
+                on_created(conversion)
     except Goal.DoesNotExist as e:
         return summary.reject(line, str(e))
     setattr(summary, outcome, getattr(summary, outcome) + 1)
@@ -123,3 +129,24 @@ def import_client(line, row, summary, spot):
 
 def partner_status_map(partner):
     return parse_status_map(partner.status_map) if partner else {}
+
+
+def count_lines(path):
+    try:
+        with open(path, "rb") as f:
+            return max(sum(1 for _ in f) - 1, 0)
+    except OSError as e:
+        raise CommandError(f"Could not read {path}: {e}") from e
+
+
+def print_summary(command, summary, created_label, duplicate_label):
+    out = command.stdout
+    out.write(command.style.SUCCESS(f"{summary.created} {created_label}."))
+    if summary.updated:
+        out.write(f"{summary.updated} updated (same tid, new status or amount).")
+    if summary.duplicate:
+        out.write(f"{summary.duplicate} {duplicate_label}.")
+    if summary.rejected:
+        out.write(command.style.WARNING(f"{len(summary.rejected)} row(s) rejected:"))
+        for line, reason in summary.rejected:
+            out.write(f"  line {line}: {reason}")

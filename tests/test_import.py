@@ -97,3 +97,47 @@ def test_clients_import_with_attribution_and_params_skipping_known_users(tmp_pat
     assert "1 client(s) created." in out
     assert "1 already there (same user_id)." in out
     assert "line 4: user_id 'x' is not a number" in out
+
+
+def imported_and_live(spot, lead, client, tmp_path, *options):
+    """The same two events, once imported for `lead` and once over HTTP for a
+    twin client: (what the import made, what the endpoint made)."""
+    from postbacks.models import Delivery, OutgoingPostback
+    from tracker.models import Pixel
+
+    OutgoingPostback.objects.create(spot=spot, name="Tracker", url="https://t.example/?c={tid}")
+    Pixel.objects.create(spot=spot, network="facebook", pixel_id="1", access_token="t")
+    spot.goals.filter(token="dep").update(
+        facebook_event="Purchase", message_template="Deposit {sum} {currency}"
+    )
+    twin = Client.objects.create(spot=spot, name="Ann", cl_id="trk-2", advert_campaign_id="c1")
+    path = write(tmp_path, f"subid,payout,tid,status\n{lead.click_id},50,t1,approved\n")
+    call_command("import_conversions", path, *options)
+    url = f"/api/postbacks/{spot.postback_token}/tracker-postback"
+    answer = client.get(
+        url,
+        {"clickid": twin.click_id, "tracker.event": "sale"}
+        | {"tracker.cost": "50", "tracker.tid": "t1"},
+    )
+    assert answer.status_code == 200, answer.content
+
+    def made(who):
+        targets = sorted(d.target_name for d in Delivery.objects.filter(conversion__client=who))
+        return targets, list(who.messages.values_list("text", flat=True))
+
+    return made(lead), made(twin)
+
+
+def test_an_imported_conversion_makes_what_the_same_event_over_http_makes(
+    spot, lead, client, tmp_path
+):
+    imported, live = imported_and_live(spot, lead, client, tmp_path)
+    assert imported == live == (["Facebook Conversions API 1", "Tracker"], ["Deposit 50.00 USD"])
+
+
+def test_no_postbacks_back_fills_history_without_deliveries_or_messages(
+    spot, lead, client, tmp_path
+):
+    imported, live = imported_and_live(spot, lead, client, tmp_path, "--no-postbacks")
+    assert imported == ([], []) and live != imported
+    assert Conversion.objects.filter(client=lead).count() == 1

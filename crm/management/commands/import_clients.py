@@ -2,8 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from crm.imports import Summary, import_client, read_rows
-from crm.management.commands.import_conversions import count_lines, print_summary
+from crm.imports import Summary, count_lines, import_client, print_summary, read_rows
 from tracker.models import Spot
 from tracker.progress import Progress
 

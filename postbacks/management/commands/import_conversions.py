@@ -1,39 +1,36 @@
-"""Import conversions from a tracker's CSV: subid,payout,tid,status."""
+"""Import conversions from a tracker's CSV: subid,payout,tid,status.
+
+It lives in postbacks, not crm, because an imported conversion makes what the
+same event over HTTP makes: its deliveries and its system message."""
 
 from django.core.management.base import BaseCommand, CommandError
 
-from crm.imports import Summary, import_conversion, partner_status_map, read_rows
+from crm.imports import (
+    Summary,
+    count_lines,
+    import_conversion,
+    partner_status_map,
+    print_summary,
+    read_rows,
+)
+from postbacks.fanout import create_deliveries
+from postbacks.incoming import post_system_message
 from tracker.models import Partner, Spot
 from tracker.progress import Progress
 
 
-def count_lines(path):
-    try:
-        with open(path, "rb") as f:
-            return max(sum(1 for _ in f) - 1, 0)
-    except OSError as e:
-        raise CommandError(f"Could not read {path}: {e}") from e
-
-
-def print_summary(command, summary, created_label, duplicate_label):
-    out = command.stdout
-    out.write(command.style.SUCCESS(f"{summary.created} {created_label}."))
-    if summary.updated:
-        out.write(f"{summary.updated} updated (same tid, new status or amount).")
-    if summary.duplicate:
-        out.write(f"{summary.duplicate} {duplicate_label}.")
-    if summary.rejected:
-        out.write(command.style.WARNING(f"{len(summary.rejected)} row(s) rejected:"))
-        for line, reason in summary.rejected:
-            out.write(f"  line {line}: {reason}")
+def send_like_the_endpoint(conversion):
+    create_deliveries(conversion)
+    post_system_message(conversion)
 
 
 class Command(BaseCommand):
     help = (
         "Import conversions from CSV with the columns subid,payout,tid,status (optional: "
         "currency, event). subid is our click id or the client's cl_id. Rows go through "
-        "the same rules as postbacks (dep/redep, a repeated tid updates); no postbacks "
-        "are sent for imported history."
+        "the same rules as postbacks (dep/redep, a repeated tid updates) and, like them, "
+        "send the outgoing postbacks and pixels and post the system messages of new "
+        "conversions; --no-postbacks back-fills history without either."
     )
 
     def add_arguments(self, parser):
@@ -43,6 +40,11 @@ class Command(BaseCommand):
         )
         parser.add_argument("--spot", help="Limit cl_id matching to this spot (its slug).")
         parser.add_argument("--partner", help="Map statuses with this partner's status map.")
+        parser.add_argument(
+            "--no-postbacks",
+            action="store_true",
+            help="Write no deliveries and no system messages (back-filling history).",
+        )
 
     def handle(self, *args, **options):
         spot = partner = None
@@ -57,11 +59,14 @@ class Command(BaseCommand):
                 raise CommandError(f"No partner with the slug {options['partner']!r}.")
         status_map = partner_status_map(partner)
         summary = Summary()
+        on_created = None if options["no_postbacks"] else send_like_the_endpoint
         progress = Progress(count_lines(options["path"]), "Importing conversions", self.stderr)
         try:
             with open(options["path"], newline="", encoding="utf-8-sig") as f:
                 for line, row in read_rows(f):
-                    import_conversion(line, row, summary, options["event"], spot, status_map)
+                    import_conversion(
+                        line, row, summary, options["event"], spot, status_map, on_created
+                    )
                     progress.advance()
         except (OSError, ValueError, UnicodeDecodeError) as e:
             raise CommandError(f"Could not read {options['path']}: {e}") from e
