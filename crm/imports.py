@@ -66,9 +66,9 @@ def find_client(subid, spot=None):
     return found[0] if found else None
 
 
-def import_conversion(line, row, summary, event, spot=None, status_map=None, on_created=None):
-    """One row through the endpoint's rules; `on_created(conversion)` runs in the
-    new conversion's transaction (the deliveries and system message of it)."""
+def import_conversion(line, row, summary, event, spot=None, status_map=None, on_recorded=None):
+    """One row through the endpoint's rules; `on_recorded(conversion, outcome)`
+    runs in the conversion's transaction (its deliveries and system message)."""
     subid = row.get("subid") or row.get("click_id") or row.get("clickid") or ""
     if not subid:
         return summary.reject(line, "no subid")
@@ -93,8 +93,8 @@ def import_conversion(line, row, summary, event, spot=None, status_map=None, on_
             conversion, outcome = client.record_conversion(
                 row.get("event") or row.get("goal") or event, amount, currency, tid, status
             )
-            if outcome == "created" and on_created is not None:
-                on_created(conversion)
+            if on_recorded is not None:
+                on_recorded(conversion, outcome)
     except Goal.DoesNotExist as e:
         return summary.reject(line, str(e))
     setattr(summary, outcome, getattr(summary, outcome) + 1)

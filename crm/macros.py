@@ -69,8 +69,13 @@ def conversion_context(conversion, attributed=True):
             "tid": conversion.tid,
             "status": conversion.status,
             "conversion_id": str(conversion.pk),
+            "previous_status": "",
+            "previous_sum": "",
         }
     )
+    change = getattr(conversion, "change", None)  # set by a status or amount change
+    if change is not None:
+        ctx["previous_status"], ctx["previous_sum"] = change[0], f"{change[1]:.2f}"
     return ctx
 
 

@@ -352,6 +352,8 @@ class Conversion(models.Model):
             changes["status"] = status
         if not changes:
             return "duplicate"
+        # What it was: a status change is an event of its own (postbacks.fanout).
+        self.change = (self.status, self.amount)
         for name, value in changes.items():
             setattr(self, name, value)
         self.save(update_fields=[*changes, "updated"])

@@ -230,7 +230,20 @@ class OutgoingPostbackAdmin(admin.ModelAdmin):
                 "work too: {click} (click id), {id} (client id), {adid} (ad id).",
             },
         ),
-        ("When to send", {"fields": ["first_event_only", "reengagement_window", "all_users"]}),
+        (
+            "When to send",
+            {
+                "fields": [
+                    ("send_approved", "send_pending", "send_rejected"),
+                    "first_event_only",
+                    "reengagement_window",
+                    "all_users",
+                ],
+                "description": "A conversion is sent when it reaches a status ticked here, "
+                "when made or later (a pending one approved, an approved one charged back); "
+                "{status}, {previous_status} and {previous_sum} say which.",
+            },
+        ),
         ("Pace", {"fields": ["min_delay", "max_rps"]}),
         (
             "Responses",

@@ -22,6 +22,7 @@ Design constraints, in the order they shaped the code:
    sends them. Nothing is dropped because a target is off.
 """
 
+import copy
 import datetime
 import email.utils
 import logging
@@ -102,9 +103,20 @@ def claim(delivery_id):
     return changed == 1
 
 
+def reported(delivery):
+    """The conversion as `delivery` reports it: its status when the delivery
+    was made and, for a change, what it was before (crm.macros reads both)."""
+    conversion = copy.copy(delivery.conversion)
+    if delivery.event_status:
+        conversion.status = delivery.event_status
+    if delivery.previous_status:
+        conversion.change = (delivery.previous_status, delivery.previous_amount)
+    return conversion
+
+
 def build_request(delivery):
     """The exact request of a delivery, from its target's configuration."""
-    conversion = delivery.conversion
+    conversion = reported(delivery)
     if delivery.postback_id:
         pb = delivery.postback
         return render.build(pb, conversion_context(conversion, attributed=not pb.all_users))

@@ -1,12 +1,19 @@
 """Which deliveries an accepted conversion makes (called in its transaction)."""
 
+import re
+
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from crm import macros
+from crm.models import Message
 from postbacks import queue
 from postbacks.models import Delivery
 from tracker.models import Pixel
+
+# A goal's message template that names these is posted for status changes too.
+STATUS_MACROS = re.compile(r"\{(status|previous_status)\}")
 
 
 def skip_reason(postback, conversion):
@@ -29,47 +36,78 @@ def skip_reason(postback, conversion):
 def create_deliveries(conversion):
     """Write the conversion's Delivery rows: its spot's outgoing postbacks for
     the goal (held when switched off), the goal's external postback and the
-    spot's pixels that have an event name for the goal. Call inside the
-    conversion's transaction; a loop is told once it commits."""
-    goal, spot = conversion.goal, conversion.spot
+    spot's pixels that have an event name for the goal, each if it sends the
+    conversion's status. A conversion whose status or amount just changed
+    (conversion.change) makes deliveries of that change, to the postbacks and
+    pixels only. Call inside the conversion's transaction; a loop is told
+    once it commits."""
+    goal, spot, status = conversion.goal, conversion.spot, conversion.status
+    change = getattr(conversion, "change", None)
     now = timezone.now()
     rows = []
     # Postbacks limited to goals, this one among them, or not limited at all.
     postbacks = spot.outgoing_postbacks.filter(Q(goals=goal) | Q(goals=None)).distinct()
     for postback in postbacks:
+        if not postback.sends(status):
+            continue
         reason = skip_reason(postback, conversion)
-        status = Delivery.PENDING
+        state = Delivery.PENDING
         if reason:
-            status = Delivery.SKIPPED
+            state = Delivery.SKIPPED
         elif not postback.enabled:
             # Kept until the postback is switched on again, then sent.
-            status, reason = Delivery.HELD, "Held: the postback is off."
+            state, reason = Delivery.HELD, "Held: the postback is off."
         rows.append(
             Delivery(
-                conversion=conversion,
-                spot=spot,
                 postback=postback,
-                status=status,
+                status=state,
                 last_error=reason,
                 next_attempt=now + postback.min_delay if postback.min_delay else now,
             )
         )
-    if goal.external_postback.strip():
-        rows.append(
-            Delivery(conversion=conversion, spot=spot, external_goal=goal, next_attempt=now)
-        )
+    if change is None and goal.external_postback.strip():
+        rows.append(Delivery(external_goal=goal, next_attempt=now))
     networks = [n for n, _ in Pixel.NETWORKS if getattr(goal, f"{n}_event")]
     if networks:  # no query for a goal that no ad network hears of
-        for pixel in spot.pixels.filter(enabled=True, network__in=networks):
-            rows.append(Delivery(conversion=conversion, spot=spot, pixel=pixel, next_attempt=now))
+        pixels = spot.pixels.filter(enabled=True, network__in=networks, **{f"send_{status}": True})
+        rows += [Delivery(pixel=pixel, next_attempt=now) for pixel in pixels]
+    for row in rows:
+        row.conversion, row.spot, row.event_status = conversion, spot, status
+        if change is not None:
+            row.previous_status, row.previous_amount = change
     created = Delivery.objects.bulk_create(rows)
     queue.look_on_commit(d.next_attempt for d in created if d.status == Delivery.PENDING)
     return created
+
+
+def post_system_message(conversion):
+    """The goal's message in the client's chat: for a new conversion, and for a
+    status change when the template speaks of the status."""
+    goal, client = conversion.goal, conversion.client
+    template = goal.message_template
+    if not (client.spot.crm_enabled and template.strip()):
+        return None
+    if getattr(conversion, "change", None) and not STATUS_MACROS.search(template):
+        return None
+    text = macros.render(template, macros.conversion_context(conversion))
+    return Message.objects.create(
+        client=client, kind=Message.SYSTEM, text=text, conversion=conversion
+    )
+
+
+def announce(conversion, outcome):
+    """What a recorded conversion makes, new ("created") or changed ("updated"):
+    its deliveries and its system message. Call in its transaction."""
+    if outcome not in ("created", "updated"):
+        return []
+    deliveries = create_deliveries(conversion)
+    post_system_message(conversion)
+    return deliveries
 
 
 def accept(client, event, **kwargs):
     """Record a conversion and its deliveries in one transaction (what the endpoint does)."""
     with transaction.atomic():
         conversion, outcome = client.record_conversion(event, **kwargs)
-        deliveries = create_deliveries(conversion) if outcome == "created" else []
+        deliveries = announce(conversion, outcome)
     return conversion, outcome, deliveries

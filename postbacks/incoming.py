@@ -21,12 +21,11 @@ from django.db import transaction
 from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 
-from crm import macros
 from crm.http import TooBig, Unreadable, client_addr, read_body
-from crm.models import Client, CustomFieldValue, Message
+from crm.models import Client, CustomFieldValue
 from crm.values import clean_text
 from postbacks import waiting
-from postbacks.fanout import create_deliveries
+from postbacks.fanout import announce
 from postbacks.incoming_params import (
     CLICK_ID,
     FIELD_PREFIX,
@@ -261,10 +260,8 @@ def accept(row, spot, query, body):
     outcome = Outcome(200, how if how != "created" else "accepted", warnings=warnings)
     outcome.client, outcome.conversion = client, conversion
     outcome.plain = (partner.plain_answer if partner else "") or spot.plain_answer
-    if how == "created":
-        create_deliveries(conversion)
-        post_system_message(conversion)
-    elif how == "updated":
+    announce(conversion, how)
+    if how == "updated":
         outcome.notes.append(
             f"Updated conversion {conversion.pk}: status {conversion.status}, "
             f"amount {conversion.amount}."
@@ -331,16 +328,6 @@ def apply_fields(client, params):
         update_fields=["value", "updated"],
     )
     return warnings
-
-
-def post_system_message(conversion):
-    goal, client = conversion.goal, conversion.client
-    if not (client.spot.crm_enabled and goal.message_template.strip()):
-        return None
-    text = macros.render(goal.message_template, macros.conversion_context(conversion))
-    return Message.objects.create(
-        client=client, kind=Message.SYSTEM, text=text, conversion=conversion
-    )
 
 
 # -- replaying -------------------------------------------------------------

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from crm.models import Client, Conversion
 from postbacks import queue
-from tracker.models import Goal, Partner, Pixel, Spot
+from tracker.models import Goal, Partner, Pixel, SendsStatuses, Spot
 
 
 class IncomingPostback(models.Model):
@@ -70,7 +70,7 @@ class IncomingPostback(models.Model):
         return f"{self.method} {self.received:%Y-%m-%d %H:%M:%S} {self.status}"
 
 
-class OutgoingPostback(models.Model):
+class OutgoingPostback(SendsStatuses):
     """A configured postback: which events of a spot go where, and how."""
 
     GET, POST = "GET", "POST"
@@ -263,6 +263,12 @@ class Delivery(models.Model):
     last_error = models.TextField(blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
+    # What this delivery reports: the conversion's status when it was made and,
+    # for a status or amount change, what they were before ({status},
+    # {previous_status}, {previous_sum}). Empty status: made before these were kept.
+    event_status = models.CharField(max_length=10, blank=True)
+    previous_status = models.CharField(max_length=10, blank=True)
+    previous_amount = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True)
 
     class Meta:
         ordering = ["-created"]

@@ -47,7 +47,11 @@ class PixelForm(forms.ModelForm):
 
     class Meta:
         model = Pixel
-        fields = ["network", "pixel_id", "access_token", "test_event_code", "enabled"]
+        fields = ["network", "pixel_id", "access_token", "test_event_code", "enabled"] + [
+            "send_approved",
+            "send_pending",
+            "send_rejected",
+        ]
         widgets = {"access_token": forms.PasswordInput(render_value=False)}
 
     def __init__(self, *args, **kwargs):

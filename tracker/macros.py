@@ -34,6 +34,8 @@ PLAIN = [
     "currency",
     "tid",
     "status",
+    "previous_status",
+    "previous_sum",
     "geo",
     "user_id",
     "username",

@@ -281,7 +281,27 @@ class Goal(models.Model):
             raise ValidationError({"aliases": f"Not a valid event word: {bad[0]!r}."})
 
 
-class Pixel(models.Model):
+class SendsStatuses(models.Model):
+    """Which conversion statuses a target (outgoing postback, pixel) is sent.
+
+    A conversion that reaches one of them, when made or later (pending to
+    approved, approved to rejected), makes a delivery of it; one held as
+    pending for a target that sends approved only goes out once approved."""
+
+    send_approved = models.BooleanField("send approved", default=True)
+    send_pending = models.BooleanField("send pending", default=True)
+    send_rejected = models.BooleanField(
+        "send rejected", default=True, help_text="Also when an approved one is charged back."
+    )
+
+    class Meta:
+        abstract = True
+
+    def sends(self, status):
+        return getattr(self, f"send_{status}")
+
+
+class Pixel(SendsStatuses):
     """A spot's ad-network pixel: goals with an event name for the network go there."""
 
     FACEBOOK, TIKTOK, GOOGLE, YANDEX = "facebook", "tiktok", "google", "yandex"
@@ -306,6 +326,10 @@ class Pixel(models.Model):
     )
     test_event_code = models.CharField(max_length=100, blank=True)
     enabled = models.BooleanField(default=True)
+    # Approved only by default: an ad network learns from what it is told, and
+    # a pending or rejected deposit taught as a conversion misleads it.
+    send_pending = models.BooleanField("send pending", default=False)
+    send_rejected = models.BooleanField("send rejected", default=False)
 
     class Meta:
         constraints = [

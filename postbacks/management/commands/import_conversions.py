@@ -13,15 +13,9 @@ from crm.imports import (
     print_summary,
     read_rows,
 )
-from postbacks.fanout import create_deliveries
-from postbacks.incoming import post_system_message
+from postbacks.fanout import announce
 from tracker.models import Partner, Spot
 from tracker.progress import Progress
-
-
-def send_like_the_endpoint(conversion):
-    create_deliveries(conversion)
-    post_system_message(conversion)
 
 
 class Command(BaseCommand):
@@ -30,7 +24,7 @@ class Command(BaseCommand):
         "currency, event). subid is our click id or the client's cl_id. Rows go through "
         "the same rules as postbacks (dep/redep, a repeated tid updates) and, like them, "
         "send the outgoing postbacks and pixels and post the system messages of new "
-        "conversions; --no-postbacks back-fills history without either."
+        "and changed conversions; --no-postbacks back-fills history without either."
     )
 
     def add_arguments(self, parser):
@@ -59,13 +53,13 @@ class Command(BaseCommand):
                 raise CommandError(f"No partner with the slug {options['partner']!r}.")
         status_map = partner_status_map(partner)
         summary = Summary()
-        on_created = None if options["no_postbacks"] else send_like_the_endpoint
+        on_recorded = None if options["no_postbacks"] else announce
         progress = Progress(count_lines(options["path"]), "Importing conversions", self.stderr)
         try:
             with open(options["path"], newline="", encoding="utf-8-sig") as f:
                 for line, row in read_rows(f):
                     import_conversion(
-                        line, row, summary, options["event"], spot, status_map, on_created
+                        line, row, summary, options["event"], spot, status_map, on_recorded
                     )
                     progress.advance()
         except (OSError, ValueError, UnicodeDecodeError) as e:
