@@ -38,7 +38,9 @@ it is woken).
 "CPU ms" is the CPU time (all threads, from /proc) the sending processes
 used per delivery, from the commit to the last record; the raw loop's is
 the bench process's own. Each progress line splits it per worker, which
-shows which loops sent.
+shows which loops sent, and in PostgreSQL mode counts the database sessions
+opened meanwhile (pg_stat_database): a worker that forked or connected per
+delivery would open about one per delivery; these open none.
 
 Every measurement runs once per round in turn (raw loop, then the paths;
 the second worker is started for its measurements and stopped after them),
@@ -158,6 +160,7 @@ class Deliveries:
             Delivery.objects.bulk_create(rows, batch_size=1000)
         senders = self.senders()
         cpu_before = [cpu_seconds(p.pid) for p in senders]
+        sessions_before = db_sessions()
         written = time.time()
         queue.look()  # what a writer does once its transaction commits
         if queue.redis_mode():
@@ -167,14 +170,28 @@ class Deliveries:
         recorded = wait_recorded(written + self.timeout, self.run)
         cpu = [cpu_seconds(p.pid) - b for p, b in zip(senders, cpu_before, strict=True)]
         took = seen["last"] - written
+        sessions = None if sessions_before is None else db_sessions() - sessions_before
         return {
             "rps": count / took,
             "seconds": took,
             "first_ms": (seen["first"] - written) * 1000,
             "recorded_s": recorded - written,
+            "sessions": sessions,
             "cpu_ms": sum(cpu) / count * 1000,
             "cpu_split": cpu,
         }
+
+
+def db_sessions():
+    """PostgreSQL: the sessions ever opened on the run's database (its statistics,
+    flushed by each backend within about a second); SQLite: None."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+        return cursor.fetchone()[0]
 
 
 def cpu_seconds(pid):
@@ -348,11 +365,13 @@ def rounds(measures, warmups, count, before, after):
             if name in after:
                 after[name]()
             label = "warm-up" if r == 0 else f"round {r}/{count}"
-            split = " + ".join(f"{c:.2f}" for c in result["cpu_split"])
+            split = " + ".join(f"{c:.2f}" for c in result["cpu_split"]) + " s"
+            if result.get("sessions") is not None:
+                split += f"; {result['sessions']} new DB sessions"
             common.progress(
                 f"{label} {name:16s} {result['rps']:8.1f} deliveries/s  "
                 f"{result['seconds']:6.2f} s  first {result['first_ms']:6.1f} ms  "
-                f"CPU {result['cpu_ms']:.2f} ms/delivery ({split} s)  load {common.loadavg()}"
+                f"CPU {result['cpu_ms']:.2f} ms/delivery ({split})  load {common.loadavg()}"
             )
             if r:
                 results[name].append(result)
@@ -432,6 +451,13 @@ def report(args, results, threads, load_before, load_after):
         for r in results[name]
         if "recorded_s" in r
     ]
+    sessions = [r["sessions"] for runs in results.values() for r in runs if r.get("sessions")]
+    if args.mode == "postgres":
+        print(
+            "new database sessions opened while the workers delivered (pg_stat_database): "
+            f"{sum(sessions)} in all {sum(len(runs) for runs in results.values()) - args.rounds} "
+            "measurements"
+        )
     if recorded:
         print(
             f"all recorded as delivered, after the last arrival: median "
