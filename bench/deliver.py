@@ -264,8 +264,7 @@ class Workers:
 
     def start(self, name):
         args = [sys.executable, "manage.py", "rqworker", "--with-scheduler"]
-        proc = self.run.start(name, args, self.env)
-        return proc
+        return self.run.start(name, args, self.env)
 
     def count(self):
         from rq import Worker
@@ -312,9 +311,20 @@ def measure_mode(args):
 
         threads = settings.POSTBACKS_SENDER_THREADS
         conversion, postbacks = seed(receivers["fast"], receivers["slow"])
-        senders = []  # the processes that send, for their CPU time
+        if args.mode == "postgres":
+            workers = Workers(run, env)
+            workers.wait(1)
+            senders = workers.running  # the processes that send, for their CPU time
+            names = ["raw loop", "1 worker", "1 worker, slow", "2 workers", "2 workers, slow"]
+            before = {"2 workers": workers.two}
+            after = {"2 workers, slow": workers.one}
+        else:
+            loop = run.start("deliver", [sys.executable, "manage.py", "deliver"], env)
+            senders = lambda: [loop]  # noqa: E731
+            names = ["raw loop", "embedded", "embedded, slow"]
+            before = after = {}
         deliveries = Deliveries(
-            run, conversion, postbacks, receivers, args.timeout, lambda: senders[0](), args.looks
+            run, conversion, postbacks, receivers, args.timeout, senders, args.looks
         )
 
         def path(target, size):
@@ -322,19 +332,6 @@ def measure_mode(args):
 
         def raw(size):
             return lambda: raw_loop(receivers["fast"], size)
-
-        if args.mode == "postgres":
-            workers = Workers(run, env)
-            workers.wait(1)
-            senders.append(workers.running)
-            names = ["raw loop", "1 worker", "1 worker, slow", "2 workers", "2 workers, slow"]
-            before = {"2 workers": workers.two}
-            after = {"2 workers, slow": workers.one}
-        else:
-            loop = run.start("deliver", [sys.executable, "manage.py", "deliver"], env)
-            senders.append(lambda: [loop])
-            names = ["raw loop", "embedded", "embedded, slow"]
-            before = after = {}
 
         def measures(size):
             return {
