@@ -107,6 +107,11 @@ class Run:
         self.procs.append((name, proc))
         return proc
 
+    def stop_one(self, proc):
+        """Stop one of the run's processes before the run ends."""
+        stop_group(proc)
+        self.procs = [(name, p) for name, p in self.procs if p is not proc]
+
     def check_alive(self):
         """A measurement of a dead worker means nothing: stop at once."""
         for name, proc in self.procs:
@@ -236,18 +241,27 @@ def rqworkers(run, env, count):
         run.start(f"rqworker-{i + 1}", args, env)
 
 
-def receiver(run):
-    """bench/receiver.py on a free port: its base URL."""
+def receiver(run, delay_ms=0, name="receiver"):
+    """bench/receiver.py on a free port, answering after `delay_ms`: its base URL."""
     port = free_port()
-    proc = run.start("receiver", [sys.executable, str(REPO / "bench" / "receiver.py"), str(port)])
+    args = [sys.executable, str(REPO / "bench" / "receiver.py"), str(port)]
+    if delay_ms:
+        args += ["--delay", str(delay_ms)]
+    proc = run.start(name, args)
     base = f"http://127.0.0.1:{port}"
     wait_for("receiver", lambda: received(base), proc=proc)
     return base
 
 
 def received(receiver_url):
-    """{"requests": n, "ids": distinct delivery ids} the receiver has seen."""
+    """{"requests": n, "ids": distinct delivery ids, "first", "last": arrival
+    times (time.time(), None before any)} the receiver has seen."""
     return json.loads(http_get(f"{receiver_url}/__count"))
+
+
+def reset_received(receiver_url):
+    """Set the receiver's counts and times back to zero."""
+    return json.loads(http_get(f"{receiver_url}/__reset"))
 
 
 def start_app(run, mode, name, rq_workers=2):
