@@ -123,6 +123,7 @@ class Pipeline:
         self.ended = []  # (delivery, request, result) of sends not yet recorded
         self.in_flight = 0  # sent or sending, not yet recorded
         self.handled = 0
+        self.more = False
 
     def room(self):
         return 2 * self.threads - self.in_flight
@@ -131,12 +132,17 @@ class Pipeline:
         return self.room() < self.threads
 
     def step(self):
-        """Record what came back, then claim and start what fits; returns how many it claimed."""
-        self.record()
-        if self.full():
-            return 0
+        """Record what came back, then claim and start what fits; returns how many it claimed.
+
+        Recording and claiming share one transaction: one commit (one disk
+        flush on PostgreSQL) per step, not two. `more` says the claim took all
+        it had room for, so more may be due than this loop can take."""
         claimed = time.monotonic()
-        ids = claim(self.room())
+        with transaction.atomic():
+            self.record()
+            room = 0 if self.full() else self.room()
+            ids = claim(room) if room else []
+        self.more = bool(room) and len(ids) == room
         if ids:
             self.start(load(ids), claimed)
         return len(ids)

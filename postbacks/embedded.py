@@ -15,6 +15,8 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
+from postbacks import queue
+
 log = logging.getLogger(__name__)
 
 _wake = threading.Event()
@@ -43,6 +45,7 @@ def run_forever(stop=None, first_wait=0.0, interval=None):
         _wake.clear()
     pipeline = Pipeline(wake=_wake)
     last_error = None
+    told = False  # whether this busy spell has asked the other loops to help
     _running += 1
     try:
         while not stop.is_set():
@@ -50,6 +53,13 @@ def run_forever(stop=None, first_wait=0.0, interval=None):
             try:
                 timeout = look(pipeline, interval)
                 last_error = None
+                if pipeline.more and not told:
+                    # A job wakes the loop of one worker; a backlog bigger than
+                    # one claim has the others woken too (another look job).
+                    queue.look()
+                    told = True
+                elif timeout and not pipeline.in_flight:
+                    told = False
             except Exception as e:  # keep delivering after a database hiccup
                 # Logged once per distinct error: quickstart starts this loop
                 # before its migrate has created the tables.

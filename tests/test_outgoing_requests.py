@@ -157,12 +157,12 @@ def test_a_goal_external_postback_is_sent(spot, receiver, lead):
 
 def test_unknown_macros_are_refused_on_save_with_their_names(spot):
     pb = OutgoingPostback(
-        spot=spot, name="x", url="https://a.example/?c={click}", body="{oops}", headers="X: {y}"
+        spot=spot, name="x", url="https://a.example/?c={clik}", body="{oops}", headers="X: {y}"
     )
     with pytest.raises(ValidationError) as e:
         pb.full_clean()
     errors = e.value.message_dict
-    assert "{click}" in errors["url"][0]
+    assert "{clik}" in errors["url"][0]
     assert "{oops}" in errors["body"][0]
     assert "{y}" in errors["headers"][0]
 
