@@ -32,8 +32,9 @@ class PostbacksConfig(AppConfig):
 
         preset_applied.connect(create_locked_outgoing, dispatch_uid="preset_locked_outgoing")
 
-        from postbacks import waiting
+        from postbacks import fanout, waiting
 
+        fanout.connect()  # a new client is a lead event for the targets that pick it
         waiting.connect()  # unmatched postbacks replay themselves when their client appears
 
         from django.conf import settings

@@ -1,16 +1,19 @@
 """Which deliveries an accepted conversion makes (called in its transaction)."""
 
+import contextlib
 import re
+import threading
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
+from django.db.models.signals import post_save
 from django.utils import timezone
 
 from crm import macros
-from crm.models import Message
+from crm.models import Client, Conversion, Message
 from postbacks import queue
-from postbacks.models import Delivery
-from tracker.models import Pixel
+from postbacks.models import Delivery, OutgoingPostback
+from tracker.models import LEAD, Goal, Pixel
 
 # A goal's message template that names these is posted for status changes too.
 STATUS_MACROS = re.compile(r"\{(status|previous_status)\}")
@@ -45,8 +48,11 @@ def create_deliveries(conversion):
     change = getattr(conversion, "change", None)
     now = timezone.now()
     rows = []
-    # Postbacks limited to goals, this one among them, or not limited at all.
-    postbacks = spot.outgoing_postbacks.filter(Q(goals=goal) | Q(goals=None)).distinct()
+    # Postbacks limited to goals, this one among them, or not limited at all;
+    # a new lead only to those that pick it (spots that do not want leads
+    # send nothing new).
+    picked = Q(goals=goal) if goal.token == LEAD else Q(goals=goal) | Q(goals=None)
+    postbacks = spot.outgoing_postbacks.filter(picked).distinct()
     for postback in postbacks:
         if not postback.sends(status):
             continue
@@ -103,6 +109,50 @@ def announce(conversion, outcome):
     deliveries = create_deliveries(conversion)
     post_system_message(conversion)
     return deliveries
+
+
+_quiet = threading.local()
+
+
+@contextlib.contextmanager
+def no_lead_events():
+    """New clients made inside make no lead event: an import back-filling history."""
+    _quiet.on = True
+    try:
+        yield
+    finally:
+        _quiet.on = False
+
+
+def lead_goal(spot_id):
+    """The spot's lead goal when something sends it (a postback picks it, it has
+    an external postback or an ad network's event name), else None: one query."""
+    picked = OutgoingPostback.goals.through.objects.filter(goal_id=OuterRef("pk"))
+    sent = Q(Exists(picked)) | ~Q(external_postback="")
+    for network, _ in Pixel.NETWORKS:
+        sent |= ~Q(**{f"{network}_event": ""})
+    return Goal.objects.filter(sent, spot_id=spot_id, token=LEAD).first()
+
+
+def new_lead(sender, instance, created=False, raw=False, **kwargs):
+    """A new client is the "lead" event of its spot: recorded and sent, in the
+    client's transaction, to the targets that pick it (post_save of Client)."""
+    if not created or raw or getattr(_quiet, "on", False):
+        return
+    goal = lead_goal(instance.spot_id)
+    if goal is None:
+        return
+    conversion = Conversion.objects.create(
+        spot_id=instance.spot_id,
+        client=instance,
+        goal=goal,
+        currency=instance.spot.currency,
+    )
+    announce(conversion, "created")
+
+
+def connect():
+    post_save.connect(new_lead, sender=Client, dispatch_uid="postbacks_new_lead")
 
 
 def accept(client, event, **kwargs):

@@ -94,7 +94,10 @@ class OutgoingPostback(SendsStatuses):
         help_text="The recipient, when it is one of the spot's partners.",
     )
     goals = models.ManyToManyField(
-        Goal, blank=True, related_name="outgoing_postbacks", help_text="None selected: every goal."
+        Goal,
+        blank=True,
+        related_name="outgoing_postbacks",
+        help_text="None selected: every goal but New lead, which is sent only when picked.",
     )
     url = models.TextField(
         "URL template",

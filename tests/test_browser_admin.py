@@ -15,4 +15,4 @@ def test_an_admin_logs_in_and_sees_a_spots_incoming_url(admin_page, live_server)
     goal_tokens = admin_page.locator(
         "#goals-group tr.form-row:not(.empty-form) td.field-token input"
     ).evaluate_all("els => els.map(e => e.value)")
-    assert goal_tokens == ["reg", "dep", "redep"]
+    assert goal_tokens == ["reg", "dep", "redep", "lead"]

@@ -9,9 +9,11 @@ from crm.models import Client, Conversion, CustomField, CustomFieldValue
 from tracker.models import Goal, Spot
 
 
-def test_a_new_spot_gets_reg_dep_and_redep_with_their_aliases(spot):
+def test_a_new_spot_gets_reg_dep_redep_and_lead_with_their_aliases(spot):
     goals = {g.token: g for g in spot.goals.all()}
-    assert list(goals) == ["reg", "dep", "redep"]
+    assert list(goals) == ["reg", "dep", "redep", "lead"]
+    # Statistics count leads as clients: the goal has no column of its own.
+    assert not goals["lead"].show_count and not goals["lead"].show_sum
     assert goals["reg"].words == ["reg", "registration"]
     assert goals["dep"].words == ["dep", "sale", "first_deposit"]
     assert goals["redep"].words == ["redep", "resale", "recurring_deposit"]
@@ -20,7 +22,7 @@ def test_a_new_spot_gets_reg_dep_and_redep_with_their_aliases(spot):
 def test_saving_a_spot_again_does_not_add_goals(spot):
     spot.name = "Renamed"
     spot.save()
-    assert spot.goals.count() == 3
+    assert spot.goals.count() == 4
 
 
 def test_goal_token_is_unique_per_spot(spot):

@@ -33,7 +33,12 @@ DEFAULT_GOALS = [
     ("reg", "Registration", "registration"),
     ("dep", "First deposit", "sale, first_deposit"),
     ("redep", "Repeat deposit", "resale, recurring_deposit"),
+    ("lead", "New lead", ""),
 ]
+# A new client, by any path, is an event of this goal, made only for the
+# targets that pick it (postbacks.fanout.new_lead); statistics count leads
+# as clients, so the goal shows no column of its own there.
+LEAD = "lead"
 
 
 def split_words(text):
@@ -170,9 +175,10 @@ class Spot(CallerRules):
 
     def create_default_goals(self):
         for order, (token, name, aliases) in enumerate(DEFAULT_GOALS):
-            Goal.objects.get_or_create(
-                spot=self, token=token, defaults={"name": name, "aliases": aliases, "order": order}
-            )
+            defaults = {"name": name, "aliases": aliases, "order": order}
+            if token == LEAD:
+                defaults["show_count"] = False
+            Goal.objects.get_or_create(spot=self, token=token, defaults=defaults)
 
     def goal_for_word(self, word):
         """The goal an event word means (token or alias); raises Goal.DoesNotExist."""
