@@ -42,13 +42,15 @@ def received(receiver, n):
         if r.path.startswith("/v18.0/"):
             [event] = json.loads(parse_qs(r.body.decode())["data"][0])
             out["pixel"] = event["event_name"]
+            out["user_data"] = sorted(event["user_data"])
         else:
             out[r.path.split("?")[0]] = r.path
     return out
 
 
 def test_a_click_sends_the_lead_to_the_targets_that_pick_it(client, spot, wants_leads):
-    assert client.get("/go/casino-bot?advert__campaign_id=c1").status_code == 302
+    answer = client.get("/go/casino-bot?fbclid=F1", HTTP_USER_AGENT="Mozilla/5.0")
+    assert answer.status_code == 302
     drain()
     lead = Client.objects.get()
     got = received(wants_leads, 3)
@@ -56,6 +58,7 @@ def test_a_click_sends_the_lead_to_the_targets_that_pick_it(client, spot, wants_
         "/lead": f"/lead?c={lead.click_id}&g=New%20lead",
         "/ext": f"/ext?e=lead&c={lead.click_id}",
         "pixel": "Lead",
+        "user_data": ["client_ip_address", "client_user_agent", "external_id", "fbc"],
     }  # and not the postback that sends "every goal": leads are sent only when picked
     assert Delivery.objects.filter(status=Delivery.SUCCESS).count() == 3
 
