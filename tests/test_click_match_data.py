@@ -160,6 +160,7 @@ def test_seed_001s_facebook_example_pastes_and_sends_as_written(
     )
     form = {"spot": spot.pk, "name": "FB", "url": url, "method": "GET", "body_format": "none"}
     form |= {"timeout": "10", "success_status": "200-299", "enabled": "on"}
+    form |= {"send_approved": "on", "send_pending": "on", "send_rejected": "on"}
     answer = admin_client.post("/admin/postbacks/outgoingpostback/add/", form)
     assert answer.status_code == 302, answer.context["adminform"].form.errors
     lead = click(client, "advert__ad_id=AD7", settings)

@@ -39,9 +39,10 @@ def test_a_batch_costs_a_bounded_number_of_statements_whatever_its_size(
     assert Delivery.objects.filter(status=Delivery.PENDING).count() == 80
     # 80 deliveries of 40 clients to two targets, in one batch: one by one
     # they took 8 statements each (640); a batch is a claim, a load and bulk
-    # writes per half of it that ended (about 33 here), whatever its size.
+    # writes per half of it that ended (about 40 here, savepoints included),
+    # whatever its size.
     settings.POSTBACKS_SENDER_THREADS = 40  # room for 80 at once
-    with django_assert_max_num_queries(40):
+    with django_assert_max_num_queries(48):
         assert batch.send_due() == 80
     got = receiver.wait_for(80)
     assert Delivery.objects.filter(status=Delivery.SUCCESS).count() == 80
