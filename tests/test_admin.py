@@ -57,7 +57,7 @@ def test_a_spot_added_in_the_admin_has_its_goals_and_incoming_url(admin_client):
     response = admin_client.post(reverse("admin:tracker_spot_add"), spot_form())
     assert response.status_code == 302, response.content.decode()[:2000]
     spot = Spot.objects.get(slug="landing")
-    assert sorted(spot.goals.values_list("token", flat=True)) == ["dep", "redep", "reg"]
+    assert sorted(spot.goals.values_list("token", flat=True)) == ["dep", "lead", "redep", "reg"]
     page = admin_client.get(reverse("admin:tracker_spot_change", args=[spot.pk])).content.decode()
     assert f"http://testserver/api/postbacks/{spot.postback_token}/tracker-postback" in page
     assert "Copy</button>" in page
