@@ -18,7 +18,6 @@ Target (issue 9): clicks >= 0.7 x the one-query view in both modes.
 """
 
 import argparse
-import json
 import sys
 import uuid
 from pathlib import Path
@@ -64,13 +63,7 @@ def parse_args(argv=None):
 
 
 def main():
-    args = parse_args()
-    if args.mode == "both":
-        summary(common.run_modes(__file__, ["postgres", "sqlite"], sys.argv[1:]))
-        return
-    result = measure_mode(args)
-    if args.json:
-        Path(args.json).write_text(json.dumps(result))
+    common.both_modes_or_one(__file__, parse_args(), measure_mode, summary)
 
 
 def measure_mode(args):

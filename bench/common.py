@@ -420,6 +420,17 @@ def run_modes(script, modes, argv):
     return results
 
 
+def both_modes_or_one(script, args, measure_mode, summary):
+    """A bench script's work: each mode in a child process of its own and a
+    summary of them, or (in such a child) the one mode asked for."""
+    if args.mode == "both":
+        summary(run_modes(script, ["postgres", "sqlite"], sys.argv[1:]))
+        return
+    result = measure_mode(args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result))
+
+
 def main(run):
     """Run a script's main function; Ctrl-C ends it with a line, not a traceback
     (what it started is stopped on the way out)."""

@@ -55,7 +55,6 @@ the 50 ms receiver.
 """
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -93,13 +92,7 @@ def parse_args(argv=None):
 
 
 def main():
-    args = parse_args()
-    if args.mode == "both":
-        summary(common.run_modes(__file__, ["postgres", "sqlite"], sys.argv[1:]))
-        return
-    result = measure_mode(args)
-    if args.json:
-        Path(args.json).write_text(json.dumps(result))
+    common.both_modes_or_one(__file__, parse_args(), measure_mode, summary)
 
 
 def seed(fast, slow):

@@ -24,7 +24,6 @@ under 100 ms at that rate; the burst all answered 2xx and all delivered.
 
 import argparse
 import asyncio
-import json
 import sys
 import time
 import uuid
@@ -84,13 +83,7 @@ def parse_args(argv=None):
 
 
 def main():
-    args = parse_args()
-    if args.mode == "both":
-        summary(common.run_modes(__file__, ["postgres", "sqlite"], sys.argv[1:]))
-        return
-    result = measure_mode(args)
-    if args.json:
-        Path(args.json).write_text(json.dumps(result))
+    common.both_modes_or_one(__file__, parse_args(), measure_mode, summary)
 
 
 def seed(receiver, clients):
