@@ -1,10 +1,21 @@
 from django import forms
 from django.contrib import admin
 from django.db import transaction
-from django.db.models import Case, Count, IntegerField, Max, OuterRef, Subquery, Sum, Value, When
+from django.db.models import (
+    Case,
+    Count,
+    DecimalField,
+    IntegerField,
+    Max,
+    OuterRef,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce, Greatest
 from django.template.response import TemplateResponse
-from django.utils import timezone
+from django.utils import dateformat, timezone
 from django.utils.html import format_html, format_html_join
 
 from crm.links import client_links
@@ -106,7 +117,20 @@ def list_annotations():
 
 
 def short_time(moment):
-    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M") if moment else "-"
+    """ "Mar 1 12:00" this year, "2025-03-01" before: a narrow column either way."""
+    if moment is None:
+        return "-"
+    local = timezone.localtime(moment)
+    if local.year == timezone.localdate().year:
+        return dateformat.format(local, "M j H:i")
+    return local.date().isoformat()
+
+
+def clipped(text, size):
+    """Text cut to `size` characters, the whole of it in the tooltip."""
+    if len(text) <= size:
+        return text or "-"
+    return format_html('<span title="{}">{}…</span>', text, text[: size - 1])
 
 
 class GoalReachedFilter(admin.SimpleListFilter):
@@ -143,7 +167,7 @@ class ClientAdmin(VisibleRowsMixin, BigTableAdmin):
     client_path = ""
     list_display = [
         "client",
-        "spot",
+        "spot_name",
         "geo",
         "campaign",
         "goal",
@@ -193,6 +217,12 @@ class ClientAdmin(VisibleRowsMixin, BigTableAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(**list_annotations())
 
+    def changelist_view(self, request, extra_context=None):
+        # The widest list of the admin fits a 1366-px screen when the app list
+        # (one click away in the breadcrumbs) leaves its width to the table.
+        extra_context = {"is_nav_sidebar_enabled": False, **(extra_context or {})}
+        return super().changelist_view(request, extra_context)
+
     def get_list_display(self, request):
         shown = super().get_list_display(request)
         # A manager's list holds only their own clients: the column would say "you".
@@ -219,20 +249,27 @@ class ClientAdmin(VisibleRowsMixin, BigTableAdmin):
     @admin.display(description="Client", ordering="name")
     def client(self, obj):
         shown = obj.name or obj.username
-        return shown[:30] if shown else format_html("<code>{}…</code>", obj.click_id[:10])
+        if not shown:
+            return format_html("<code>{}…</code>", obj.click_id[:10])
+        return clipped(shown, 22)
+
+    @admin.display(description="Spot", ordering="spot__name")
+    def spot_name(self, obj):
+        return clipped(obj.spot.name, 18)
 
     @admin.display(description="Campaign", ordering="advert_campaign_id")
     def campaign(self, obj):
-        value = obj.advert_campaign_id
-        if len(value) <= 16:
-            return value or "-"
-        return format_html('<span title="{}">{}…</span>', value, value[:15])
+        return clipped(obj.advert_campaign_id, 14)
 
-    @admin.display(description="Goal", ordering="goal_rank")
+    # Sorted with "none" as the lowest value on every database (PostgreSQL puts
+    # NULLs first in descending order, SQLite last).
+    @admin.display(description="Goal", ordering=Coalesce("goal_rank", Value(0)))
     def goal(self, obj):
         return RANK_GOALS.get(obj.goal_rank, "-")
 
-    @admin.display(description="Revenue", ordering="revenue")
+    @admin.display(
+        description="Revenue", ordering=Coalesce("revenue", Value(0), output_field=DecimalField())
+    )
     def revenue(self, obj):
         if obj.revenue is None:
             return "-"
@@ -241,7 +278,7 @@ class ClientAdmin(VisibleRowsMixin, BigTableAdmin):
         total = f"{obj.revenue:.2f}"
         return format_html('<span title="Amounts in several currencies">{} mixed</span>', total)
 
-    @admin.display(description="Last event", ordering="last_event")
+    @admin.display(description="Last event", ordering=Coalesce("last_event", "created"))
     def last_event(self, obj):
         return short_time(obj.last_event)
 
