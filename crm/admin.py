@@ -1,10 +1,28 @@
 from django import forms
 from django.contrib import admin
+from django.db import transaction
+from django.db.models import (
+    Case,
+    Count,
+    DecimalField,
+    IntegerField,
+    Max,
+    OuterRef,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce, Greatest
+from django.template.response import TemplateResponse
+from django.utils import dateformat, timezone
 from django.utils.html import format_html, format_html_join
 
 from crm.links import client_links
 from crm.models import ADVERT_KEYS, Client, Conversion, CustomField, CustomFieldValue, Message
+from crm.visibility import VisibleRowsMixin, manager_choices, may_assign, sees_all
 from tracker.admin_utils import BigTableAdmin, ReadOnlyInline, copyable
+from tracker.models import STATUS_APPROVED
 
 # The chat shows the latest messages; older ones stay in the Messages list.
 THREAD_SIZE = 200
@@ -59,24 +77,118 @@ class ConversionInline(ReadOnlyInline):
     ordering = ["-created"]
 
 
+# The furthest goal a client reached, by its approved conversions.
+GOAL_RANKS = {"reg": 1, "dep": 2, "redep": 3}
+RANK_GOALS = {rank: token for token, rank in GOAL_RANKS.items()}
+
+
+def list_annotations():
+    """The client list's computed columns, as correlated subqueries: a page of
+    50 clients costs the same few queries as a page of one."""
+    approved = (
+        Conversion.objects.filter(client=OuterRef("pk"), status=STATUS_APPROVED)
+        .order_by()
+        .values("client")
+    )
+    rank = Case(
+        *(When(goal__token=token, then=Value(n)) for token, n in GOAL_RANKS.items()),
+        output_field=IntegerField(),
+    )
+    last_message = Subquery(
+        Message.objects.filter(client=OuterRef("pk"))
+        .order_by()
+        .values("client")
+        .annotate(at=Max("created"))
+        .values("at")
+    )
+    last_conversion = Subquery(approved.annotate(at=Max("created")).values("at"))
+    return {
+        "goal_rank": Subquery(
+            approved.filter(goal__token__in=GOAL_RANKS).annotate(r=Max(rank)).values("r")
+        ),
+        "revenue": Subquery(approved.annotate(s=Sum("amount")).values("s")),
+        "currencies": Subquery(approved.annotate(n=Count("currency", distinct=True)).values("n")),
+        "currency": Subquery(approved.annotate(c=Max("currency")).values("c")),
+        # GREATEST is NULL with a NULL argument on SQLite: each side falls back to the other.
+        "last_event": Greatest(
+            Coalesce(last_conversion, last_message), Coalesce(last_message, last_conversion)
+        ),
+    }
+
+
+def short_time(moment):
+    """ "Mar 1 12:00" this year, "2025-03-01" before: a narrow column either way."""
+    if moment is None:
+        return "-"
+    local = timezone.localtime(moment)
+    if local.year == timezone.localdate().year:
+        return dateformat.format(local, "M j H:i")
+    return local.date().isoformat()
+
+
+def clipped(text, size):
+    """Text cut to `size` characters, the whole of it in the tooltip."""
+    if len(text) <= size:
+        return text or "-"
+    return format_html('<span title="{}">{}…</span>', text, text[: size - 1])
+
+
+class GoalReachedFilter(admin.SimpleListFilter):
+    title = "goal reached"
+    parameter_name = "goal"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("none", "None yet"),
+            ("reg", "reg or further"),
+            ("dep", "dep or further"),
+            ("redep", "redep"),
+        ]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == "none":
+            return queryset.filter(goal_rank__isnull=True)
+        if value in GOAL_RANKS:
+            return queryset.filter(goal_rank__gte=GOAL_RANKS[value])
+        return queryset
+
+
+class AssignForm(forms.Form):
+    manager = forms.ModelChoiceField(queryset=manager_choices(), empty_label=None)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["manager"].queryset = manager_choices()  # fresh per request
+
+
 @admin.register(Client)
-class ClientAdmin(BigTableAdmin):
+class ClientAdmin(VisibleRowsMixin, BigTableAdmin):
+    client_path = ""
     list_display = [
-        "__str__",
-        "click_id",
-        "spot",
+        "client",
+        "spot_name",
         "geo",
-        "advert_campaign_id",
+        "campaign",
+        "goal",
+        "revenue",
+        "last_event",
         "manager",
-        "created",
+        "created_at",
     ]
-    list_filter = ["spot", "geo", "manager", ("created", admin.DateFieldListFilter)]
+    list_filter = [
+        "spot",
+        GoalReachedFilter,
+        "geo",
+        ("manager", admin.RelatedOnlyFieldListFilter),
+        ("created", admin.DateFieldListFilter),
+    ]
     search_fields = ["=click_id", "=cl_id", "=user_id", "username", "name", "=player_id"]
     list_select_related = ["spot", "manager"]
     readonly_fields = ["click_id", "created", "thread", "registration_links"]
-    raw_id_fields = ["manager"]
     form = ClientForm
     inlines = [CustomFieldValueInline, ConversionInline]
+    actions = ["assign_to_manager"]
     date_hierarchy = "created"
     fieldsets = [
         (
@@ -110,6 +222,96 @@ class ClientAdmin(BigTableAdmin):
         ),
         ("Entry parameters", {"fields": ["params"], "classes": ["collapse"]}),
     ]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(**list_annotations())
+
+    def changelist_view(self, request, extra_context=None):
+        # The widest list of the admin fits a 1366-px screen when the app list
+        # (one click away in the breadcrumbs) leaves its width to the table.
+        extra_context = {"is_nav_sidebar_enabled": False, **(extra_context or {})}
+        return super().changelist_view(request, extra_context)
+
+    def get_list_display(self, request):
+        shown = super().get_list_display(request)
+        # A manager's list holds only their own clients: the column would say "you".
+        return shown if sees_all(request.user) else [c for c in shown if c != "manager"]
+
+    def get_list_filter(self, request):
+        shown = super().get_list_filter(request)
+        if sees_all(request.user):
+            return shown
+        return [f for f in shown if not (isinstance(f, tuple) and f[0] == "manager")]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        return fields if may_assign(request.user) else [*fields, "manager"]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "manager":
+            kwargs["queryset"] = manager_choices()
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def has_assign_permission(self, request):
+        return may_assign(request.user)
+
+    @admin.display(description="Client", ordering="name")
+    def client(self, obj):
+        shown = obj.name or obj.username
+        if not shown:
+            return format_html("<code>{}…</code>", obj.click_id[:10])
+        return clipped(shown, 22)
+
+    @admin.display(description="Spot", ordering="spot__name")
+    def spot_name(self, obj):
+        return clipped(obj.spot.name, 18)
+
+    @admin.display(description="Campaign", ordering="advert_campaign_id")
+    def campaign(self, obj):
+        return clipped(obj.advert_campaign_id, 14)
+
+    # Sorted with "none" as the lowest value on every database (PostgreSQL puts
+    # NULLs first in descending order, SQLite last).
+    @admin.display(description="Goal", ordering=Coalesce("goal_rank", Value(0)))
+    def goal(self, obj):
+        return RANK_GOALS.get(obj.goal_rank, "-")
+
+    @admin.display(
+        description="Revenue", ordering=Coalesce("revenue", Value(0), output_field=DecimalField())
+    )
+    def revenue(self, obj):
+        if obj.revenue is None:
+            return "-"
+        if obj.currencies == 1:
+            return f"{obj.revenue:.2f} {obj.currency}"
+        total = f"{obj.revenue:.2f}"
+        return format_html('<span title="Amounts in several currencies">{} mixed</span>', total)
+
+    @admin.display(description="Last event", ordering=Coalesce("last_event", "created"))
+    def last_event(self, obj):
+        return short_time(obj.last_event)
+
+    @admin.display(description="Created", ordering="created")
+    def created_at(self, obj):
+        return short_time(obj.created)
+
+    @admin.action(description="Assign to manager…", permissions=["assign"])
+    def assign_to_manager(self, request, queryset):
+        form = AssignForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            manager = form.cleaned_data["manager"]
+            moved = assign(Client.objects.filter(pk__in=queryset.values("pk")), manager)
+            self.message_user(request, f"Assigned {moved} client(s) to {manager}.")
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Assign clients to a manager",
+            "opts": self.opts,
+            "form": form,
+            "clients": queryset.order_by("pk"),
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/crm/client/assign_manager.html", context)
 
     @admin.display(description="Messages")
     def thread(self, obj):
@@ -161,6 +363,17 @@ class ClientAdmin(BigTableAdmin):
             Message.objects.create(client=obj, kind=Message.MANAGER, text=note, author=request.user)
 
 
+def assign(clients, manager):
+    """Give `clients` to `manager` one by one, so the statistics move with them."""
+    moved = 0
+    with transaction.atomic():
+        for client in clients.exclude(manager=manager).select_for_update():
+            client.manager = manager
+            client.save(update_fields=["manager"])
+            moved += 1
+    return moved
+
+
 @admin.register(CustomField)
 class CustomFieldAdmin(admin.ModelAdmin):
     list_display = ["key", "label", "type", "spot"]
@@ -170,7 +383,7 @@ class CustomFieldAdmin(admin.ModelAdmin):
 
 
 @admin.register(Conversion)
-class ConversionAdmin(BigTableAdmin):
+class ConversionAdmin(VisibleRowsMixin, BigTableAdmin):
     list_display = ["created", "goal", "amount", "currency", "status", "client", "spot", "tid"]
     list_filter = ["status", "spot", "goal__token", ("created", admin.DateFieldListFilter)]
     search_fields = ["=tid", "=client__click_id", "=client__cl_id"]
@@ -185,7 +398,7 @@ class ConversionAdmin(BigTableAdmin):
 
 
 @admin.register(Message)
-class MessageAdmin(BigTableAdmin):
+class MessageAdmin(VisibleRowsMixin, BigTableAdmin):
     list_display = ["created", "kind", "short_text", "client", "author"]
     list_filter = ["kind", "client__spot"]
     search_fields = ["text", "=client__click_id"]

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from crm import charts, report
 from crm.models import DailyStat
+from crm.visibility import own_figures
 from tracker.models import Spot
 
 PAGE_SIZE = 200
@@ -60,6 +61,18 @@ def read_filter(request):
     return form, defaults()
 
 
+def build_report(request, f):
+    # A manager's statistics count only their own clients, like their client list.
+    return report.build(
+        f["date_from"],
+        f["date_to"],
+        f["basis"],
+        f["dimension"],
+        f["spot"],
+        manager=own_figures(request.user),
+    )
+
+
 @admin.register(DailyStat)
 class StatisticsAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
@@ -79,7 +92,7 @@ class StatisticsAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request):
             return self.admin_site.login(request)
         form, f = read_filter(request)
-        rep = report.build(f["date_from"], f["date_to"], f["basis"], f["dimension"], f["spot"])
+        rep = build_report(request, f)
         # A page of rows: a year by campaign is tens of thousands; the CSV has them all.
         page = Paginator(rep.rows, PAGE_SIZE).get_page(request.GET.get("p"))
         others = request.GET.copy()
@@ -103,7 +116,7 @@ class StatisticsAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request):
             return HttpResponse("Forbidden", status=403)
         _, f = read_filter(request)
-        rep = report.build(f["date_from"], f["date_to"], f["basis"], f["dimension"], f["spot"])
+        rep = build_report(request, f)
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         name = f"statistics-{f['date_from']}-{f['date_to']}.csv"
         response["Content-Disposition"] = f'attachment; filename="{name}"'

@@ -85,9 +85,21 @@ class Client(models.Model):
             # Bots register clients idempotently by Telegram user id.
             models.Index(fields=["spot", "user_id"], name="client_spot_user_id"),
         ]
+        permissions = [
+            # Without it a user sees only the clients assigned to them (crm/visibility.py).
+            ("view_all_clients", "Can see every manager's clients"),
+            ("assign_client", "Can assign clients to managers"),
+        ]
 
     def __str__(self):
         return self.name or self.username or self.click_id
+
+    def save(self, *args, **kwargs):
+        if self._state.adding and self.manager_id is None and self.spot_id is not None:
+            # Every path that makes a client (a click, the bot API, an import,
+            # the admin) comes here: the spot's next manager takes it.
+            self.manager_id = self.spot.next_manager_id()
+        super().save(*args, **kwargs)
 
     @property
     def advert(self):

@@ -67,8 +67,12 @@ class Report:
     dimension: str
 
 
-def build(date_from, date_to, basis, dimension, spot=None):
-    """The report of the page; one grouped query, pivoted per goal token in SQL."""
+def build(date_from, date_to, basis, dimension, spot=None, manager=None):
+    """The report of the page; one grouped query, pivoted per goal token in SQL.
+
+    `manager`: a user id to count only the clients of that manager (what a
+    manager may see, crm/visibility.py); None for everyone's.
+    """
     spots = Spot.objects.all() if spot is None else Spot.objects.filter(pk=spot.pk)
     spot_names = dict(spots.values_list("pk", "name"))
     goals = list(Goal.objects.filter(spot__in=spot_names).order_by("order", "pk"))
@@ -86,6 +90,7 @@ def build(date_from, date_to, basis, dimension, spot=None):
     grouped = (
         DailyStat.objects.filter(wanted, day__gte=date_from, day__lte=date_to)
         .filter(spot__in=spot_names)
+        .filter(Q() if manager is None else Q(manager_pk=manager))
         .values("day", "spot_id", dim)
         .annotate(**aggregates)
         .values_list("day", "spot_id", dim, *aggregates)

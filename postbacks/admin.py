@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 
 from crm.admin import CustomFieldInline
 from crm.models import Conversion
+from crm.visibility import VisibleRowsMixin, visible
 from postbacks import delivery
 from postbacks.incoming import REPLAYABLE, replay
 from postbacks.models import Delivery, DeliveryAttempt, IncomingPostback, OutgoingPostback
@@ -83,7 +84,7 @@ class SpotAdmin(tracker_admin.SpotAdmin):
 
 
 @admin.register(IncomingPostback)
-class IncomingPostbackAdmin(ReadOnlyAdmin):
+class IncomingPostbackAdmin(VisibleRowsMixin, ReadOnlyAdmin):
     list_display = [
         "received",
         "status",
@@ -163,7 +164,7 @@ class IncomingPostbackAdmin(ReadOnlyAdmin):
         return urls + super().get_urls()
 
     def replay_view(self, request, pk):
-        row = get_object_or_404(IncomingPostback, pk=pk)
+        row = get_object_or_404(self.get_queryset(request), pk=pk)
         if not self.has_replay_permission(request):
             messages.error(request, "You may not replay postbacks.")
         else:
@@ -277,13 +278,12 @@ class OutgoingPostbackAdmin(admin.ModelAdmin):
         postback = get_object_or_404(OutgoingPostback.objects.select_related("spot"), pk=pk)
         if not self.has_view_permission(request, postback):
             raise PermissionDenied
-        conversions = Conversion.objects.filter(spot=postback.spot).select_related(
-            "client", "goal"
-        )[:50]
+        own = visible(request.user, Conversion.objects.filter(spot=postback.spot), "client__")
+        conversions = own.select_related("client", "goal")[:50]
         chosen = None
         conv_id = request.POST.get("conversion") or request.GET.get("conversion")
         if conv_id:
-            chosen = Conversion.objects.filter(spot=postback.spot, pk=conv_id).first()
+            chosen = own.filter(pk=conv_id).first()
         req, attempt, error = None, None, ""
         try:
             req = delivery.preview(postback, chosen)
@@ -347,7 +347,8 @@ class DeliveryAttemptInline(ReadOnlyInline):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(ReadOnlyAdmin):
+class DeliveryAdmin(VisibleRowsMixin, ReadOnlyAdmin):
+    client_path = "conversion__client__"
     list_display = ["created", "target", "status", "attempts", "next_attempt", "spot", "conversion"]
     list_filter = ["status", "spot", "postback", ("created", admin.DateFieldListFilter)]
     search_fields = ["=id", "=conversion__client__click_id"]
@@ -358,7 +359,7 @@ class DeliveryAdmin(ReadOnlyAdmin):
     date_hierarchy = "created"
 
     def changelist_view(self, request, extra_context=None):
-        held = Delivery.objects.filter(status=Delivery.HELD).count()
+        held = self.get_queryset(request).filter(status=Delivery.HELD).count()
         extra_context = {**(extra_context or {}), "held": held}
         return super().changelist_view(request, extra_context)
 
@@ -389,10 +390,12 @@ class DeliveryAdmin(ReadOnlyAdmin):
         return urls + super().get_urls()
 
     def resend_failed_view(self, request):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
         form = ResendFailedForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             since, until = form.cleaned_data["since"], form.cleaned_data["until"]
-            failed = Delivery.objects.filter(
+            failed = self.get_queryset(request).filter(
                 status=Delivery.FAILED, created__date__gte=since, created__date__lte=until
             )
             ids = delivery.resend(failed)

@@ -11,6 +11,7 @@ import threading
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -108,11 +109,26 @@ class SpotAdmin(admin.ModelAdmin):
                 "with POST /api/clients and this key in the X-Api-Key header.",
             },
         ),
+        (
+            "Managers",
+            {
+                "fields": ["managers"],
+                "description": "A new client without a manager goes to the next active one "
+                "of these, in turn.",
+            },
+        ),
         (None, {"fields": ["created"]}),
     ]
+    filter_horizontal = ["managers"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(goal_count=Count("goals"))
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if db_field.name == "managers":
+            # Only people who can log in to the admin can work the clients.
+            kwargs["queryset"] = get_user_model().objects.filter(is_staff=True)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
 
     @admin.display(description="Goals", ordering="goal_count")
     def goal_count(self, obj):

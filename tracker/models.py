@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models, transaction
+from django.db.models import Exists, F, OuterRef
 from django.urls import reverse
 
 from tracker import links
@@ -159,6 +160,18 @@ class Spot(CallerRules):
     # a new client looks for one only while this is in the future, so clicks
     # of spots without waiting postbacks cost no extra query.
     unmatched_until = models.DateTimeField(null=True, blank=True, editable=False)
+    managers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="managed_spots",
+        help_text="New clients of this spot are given to these managers in turn (the active "
+        "ones). Empty: new clients stay unassigned.",
+    )
+    # Kept by Spot.refresh_has_managers whenever `managers` changes: a click on a
+    # spot without managers then costs no query to find that out.
+    has_managers = models.BooleanField(default=False, editable=False)
+    # How many new clients were given a manager: the round-robin's turn.
+    assigned = models.PositiveBigIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["name"]
@@ -190,6 +203,36 @@ class Spot(CallerRules):
 
     def accepted_words(self):
         return [w for goal in self.goals.all() for w in goal.words]
+
+    def next_manager_id(self):
+        """The manager whose turn it is to get a new client of this spot, or None.
+
+        Round-robin over the spot's active managers in user id order. The
+        UPDATE of the counter takes the spot's row lock until the transaction
+        ends (on SQLite, the database's write lock), so simultaneous clicks
+        take their turns one after the other and spread evenly. Two queries,
+        and none at all for a spot without managers.
+        """
+        if not self.has_managers:
+            return None
+        with transaction.atomic(savepoint=False):
+            Spot.objects.filter(pk=self.pk).update(assigned=F("assigned") + 1)
+            rows = list(
+                Spot.managers.through.objects.filter(spot_id=self.pk, user__is_active=True)
+                .order_by("user_id")
+                .values_list("user_id", "spot__assigned")
+            )
+        if not rows:
+            return None
+        turn = rows[0][1] - 1
+        return rows[turn % len(rows)][0]
+
+    @staticmethod
+    def refresh_has_managers(spot_ids=None):
+        """Recompute has_managers of these spots (all when None)."""
+        spots = Spot.objects.all() if spot_ids is None else Spot.objects.filter(pk__in=spot_ids)
+        listed = Spot.managers.through.objects.filter(spot_id=OuterRef("pk"))
+        spots.update(has_managers=Exists(listed))
 
     def regenerate_token(self):
         self.postback_token = uuid.uuid4()
