@@ -21,7 +21,7 @@ from django.http import Http404
 
 from crm.models import Client, Conversion
 
-# Made by the data migration postbacks/0004 with the permissions of postbacks/team.py.
+# Made by the data migration postbacks/0005 with the permissions of postbacks/team.py.
 MANAGERS, TEAM_LEADS = "Managers", "Team leads"
 VIEW_ALL = "crm.view_all_clients"
 ASSIGN = "crm.assign_client"

@@ -97,10 +97,16 @@ def make_handler(receiver):
     return Handler
 
 
+class Server(ThreadingHTTPServer):
+    # A loop sends on up to POSTBACKS_SENDER_THREADS connections at once; the
+    # default backlog of 5 would drop some of their connects.
+    request_queue_size = 128
+
+
 @pytest.fixture
 def receiver():
     rec = Receiver()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(rec))
+    server = Server(("127.0.0.1", 0), make_handler(rec))
     server.daemon_threads = True
     rec.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
