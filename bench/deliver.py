@@ -31,9 +31,9 @@ commit to the first request at the receiver.
 Scaling: a second receiver answers each request 50 ms late (`--delay`), and
 the workers' rate on it is compared for 1 and 2 workers (2 ÷ 1). The ideal
 is POSTBACKS_SENDER_THREADS requests in flight per loop, so it is printed
-next to it. One look job wakes one worker's loop; `--looks 2` enqueues two
-per write, which wakes both (a diagnosis: what the second worker adds once
-it is woken).
+next to it. One look job wakes one worker's loop, which has the others
+woken once its claim comes back full; `--looks 2` enqueues two per write,
+which wakes both at once (a diagnosis).
 
 "CPU ms" is the CPU time (all threads, from /proc) the sending processes
 used per delivery, from the commit to the last record; the raw loop's is
