@@ -30,7 +30,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Count, F, Min, Q
 
-from crm.models import CustomFieldValue
+from crm.models import Conversion, CustomFieldValue
 from postbacks import delivery, sender
 from postbacks.models import Delivery, DeliveryAttempt, OutgoingPostback
 from tracker.models import Goal, Pixel, Spot
@@ -55,16 +55,16 @@ def claim(limit):
 def load(ids):
     """The claimed deliveries with all their requests are built from.
 
-    The spots, goals, targets and managers of a batch are few: each is read
-    once and shared by its deliveries, which so cost three objects apiece."""
-    rows = list(
-        Delivery.objects.filter(pk__in=ids)
-        .select_related("conversion__client")
-        .order_by("next_attempt")
-    )
+    The spots, goals, targets and managers of a batch are few, and a
+    conversion's targets (postbacks, pixels) are often several: each is read
+    once and shared by its deliveries."""
+    rows = list(Delivery.objects.filter(pk__in=ids).order_by("next_attempt"))
     logged = DeliveryAttempt.objects.filter(delivery__in=ids).values_list("delivery")
     counts = dict(logged.annotate(n=Count("pk")).order_by())
-    conversions = [d.conversion for d in rows]
+    by_pk = Conversion.objects.select_related("client").in_bulk({d.conversion_id for d in rows})
+    for d in rows:
+        d.conversion = by_pk[d.conversion_id]
+    conversions = list(by_pk.values())
     clients = [c.client for c in conversions]
     spots = Spot.objects.in_bulk({c.spot_id for c in clients})
     managers = get_user_model().objects.in_bulk({c.manager_id for c in clients} - {None})
@@ -76,12 +76,13 @@ def load(ids):
     values = CustomFieldValue.objects.filter(client__in=fields)
     for client_id, key, value in values.values_list("client_id", "field__key", "value"):
         fields[client_id][key] = value
-    for d in rows:
-        client = d.conversion.client
+    for conversion in conversions:
+        client = conversion.client
         client.spot = spots[client.spot_id]
         client.manager = managers.get(client.manager_id)
         client.loaded_field_values = fields[client.pk]  # what Client.field_values reads
-        d.conversion.goal = goals[d.conversion.goal_id]
+        conversion.goal = goals[conversion.goal_id]
+    for d in rows:
         d.postback = postbacks.get(d.postback_id)
         d.pixel = pixels.get(d.pixel_id)
         d.external_goal = goals.get(d.external_goal_id)

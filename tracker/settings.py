@@ -227,8 +227,12 @@ POSTBACKS_HEALTH_MAX_LAG = env.int("POSTBACKS_HEALTH_MAX_LAG", default=900)
 # other processes wrote.
 POSTBACKS_EMBEDDED_POLL = env.float("POSTBACKS_EMBEDDED_POLL", default=1.0)
 # Requests each delivery loop has in flight at most (one thread each): a slow
-# receiver holds only threads, the other receivers' deliveries go on.
-POSTBACKS_SENDER_THREADS = env.int("POSTBACKS_SENDER_THREADS", default=32)
+# receiver holds only threads, the other receivers' deliveries go on. A loop
+# claims twice this many at a time, so it also sets how many deliveries share
+# one claim's and one record's statements (bench/deliver.py: 64 sends about
+# half as fast again as 32 on PostgreSQL). A receiver that takes fewer at once
+# is given a max requests per second.
+POSTBACKS_SENDER_THREADS = env.int("POSTBACKS_SENDER_THREADS", default=64)
 POSTBACKS_CONNECT_TIMEOUT = env.float("POSTBACKS_CONNECT_TIMEOUT", default=5.0)
 POSTBACKS_RESPONSE_CAP = env.int("POSTBACKS_RESPONSE_CAP", default=10_000)
 POSTBACKS_ID_HEADER = "X-Delivery-Id"
