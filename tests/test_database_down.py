@@ -44,10 +44,12 @@ class CutProxy:
         self.wait_for_change()
 
     def cut(self):
+        self.changed.clear()  # before asking: the proxy's thread may answer at once
         self.want_up = False
         self.wait_for_change()
 
     def restore(self):
+        self.changed.clear()
         self.want_up = True
         self.wait_for_change()
 
@@ -56,7 +58,6 @@ class CutProxy:
         self.thread.join(5)
 
     def wait_for_change(self):
-        self.changed.clear()
         assert self.changed.wait(5), "the proxy did not change state"
 
     def run(self):
