@@ -204,6 +204,16 @@ def setup_django(env):
     django.setup()
 
 
+def analyze():
+    """Give the query planner statistics of the seeded tables, as a running
+    installation has them (autovacuum would, minutes later): without them
+    PostgreSQL guesses one row per table and picks plans that scan."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+
+
 # -- the processes ---------------------------------------------------------------
 
 

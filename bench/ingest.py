@@ -103,6 +103,7 @@ def seed(receiver, clients):
     postback.save()
     new = (Client(spot=spot, advert_campaign_id="c1", geo="DE") for _ in range(clients))
     Client.objects.bulk_create(new, batch_size=2000)
+    common.analyze()
     return spot, list(Client.objects.filter(spot=spot).values_list("click_id", flat=True))
 
 
