@@ -101,18 +101,24 @@ def test_a_preset_cannot_add_a_sixth_postback_and_says_why(admin_client, spot, p
     assert not Partner.objects.exists() and OutgoingPostback.objects.count() == 5
 
 
-def test_a_locked_preset_postback_is_sent_for_a_client_without_attribution(spot, presets):
+@pytest.mark.usefixtures("outgoing")
+def test_a_locked_preset_postback_is_sent_for_a_client_without_attribution(
+    client, spot, presets, receiver
+):
     from crm.models import Client
-    from postbacks.fanout import accept
-    from postbacks.models import Delivery
+    from tests.receiver import drain
     from tracker.presets import apply_preset
 
-    apply_preset(presets["keitaro"], spot, outgoing_base="https://k.example.com/abc/")
-    own = OutgoingPostback.objects.create(spot=spot, name="own", url="https://t.example/")
-    client = Client.objects.create(spot=spot)  # came without any ad attribution
-    assert not client.attributed
-    accept(client, "dep", amount=5)
-    by_target = {d.postback.name: d.status for d in Delivery.objects.select_related("postback")}
-    locked = OutgoingPostback.objects.get(locked=True)
-    assert locked.all_users  # as the admin shows it
-    assert by_target == {locked.name: Delivery.PENDING, own.name: Delivery.SKIPPED}
+    apply_preset(presets["keitaro"], spot, outgoing_base=receiver.url + "/k")
+    OutgoingPostback.objects.create(spot=spot, name="own", url=receiver.url + "/own")
+    lead = Client.objects.create(spot=spot, cl_id="kt-1")  # came without any ad attribution
+    assert not lead.attributed
+    url = f"/api/postbacks/{spot.postback_token}/tracker-postback"
+    params = {"clickid": lead.click_id, "tracker.event": "sale", "tracker.cost": "5"}
+    assert client.get(url, params | {"tracker.tid": "t1"}).status_code == 200
+    drain()
+    # Sent whatever the attribution; the spot's own postback keeps its rule.
+    [got] = receiver.wait_for(1)
+    assert got.path == "/k/postback?subid=kt-1&status=sale&payout=5.00&currency=USD&tid=t1"
+    assert len(receiver.requests) == 1
+    assert OutgoingPostback.objects.get(locked=True).all_users  # as the admin shows it
