@@ -50,6 +50,8 @@ def run_forever(stop=None, first_wait=0.0, interval=None):
     try:
         while not stop.is_set():
             _wake.clear()  # before looking: a wake from now on ends the wait below
+            if stop.is_set():  # asked to stop (and woken) just before the clear
+                break
             try:
                 timeout = look(pipeline, interval)
                 last_error = None
