@@ -38,6 +38,23 @@ RESTART_WAIT = 2.0
 
 
 class DeliveryWorker(SimpleWorker):
+    def unsubscribe(self):
+        """RQ's own, with a bounded wait. redis-py 8's PubSubWorkerThread.stop()
+        waits for its thread, which RQ lets sleep up to 60 s between messages:
+        once unsubscribed it sleeps the whole 60, so a warm shutdown (SIGTERM)
+        could take a minute instead of finishing the attempt in flight."""
+        if not self.pubsub_thread:
+            return
+        channel = self.pubsub_channel_name
+        self.log.info("Worker %s: unsubscribing from channel %s", self.name, channel)
+        self.pubsub.unsubscribe()
+        try:
+            self.pubsub_thread.stop(timeout=1)
+        except TypeError:  # redis-py before 8: stop() takes no timeout and does not wait
+            self.pubsub_thread.stop()
+        self.pubsub_thread.join(timeout=1)
+        self.pubsub.close()
+
     def work(self, burst=False, **kwargs):
         if burst:
             # "Do what is due, then exit": what is due without a job too.
