@@ -9,11 +9,10 @@ from crm.http import client_addr
 from crm.models import ADVERT_KEYS, Client
 from crm.values import RefusedJSON, clean_text, load_json, shown
 
-# Kept as they came, in params, for reports and {params__X} macros.
-AD_CLICK_IDS = ("fbclid", "ttclid", "gclid")
 # Ad networks' click ids and browser cookies, each stored in the Client column
 # named first, from the first of these query parameters (or, for the
-# underscored names, cookies of the tracker's domain) that is given.
+# underscored names, cookies of the tracker's domain) that is given. The
+# parameters stay in params as well, for reports and {params__X} macros.
 MATCH_KEYS = {
     "fbclid": ("fbclid",),
     "fbc": ("_fbc", "fbc"),

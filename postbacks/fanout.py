@@ -152,13 +152,12 @@ def new_lead(sender, instance, created=False, raw=False, **kwargs):
     goal = lead_goal(instance.spot_id)
     if goal is None:
         return
-    conversion = Conversion.objects.create(
-        spot_id=instance.spot_id,
-        client=instance,
-        goal=goal,
-        currency=instance.spot.currency,
-    )
-    announce(conversion, "created")
+    spot = instance.spot
+    with transaction.atomic(savepoint=False):  # the client's own when it has one
+        conversion = Conversion.objects.create(
+            spot=spot, client=instance, goal=goal, currency=spot.currency
+        )
+        announce(conversion, "created")
 
 
 def connect():

@@ -5,7 +5,7 @@ import time
 
 from django.utils import timezone
 
-from postbacks import delivery, embedded, queue
+from postbacks import batch, delivery, embedded, queue
 from postbacks.models import Delivery
 
 # RQ keeps scheduled times in whole seconds, so a scheduled job may start up
@@ -31,9 +31,7 @@ def look(at=None):
     if embedded.running():
         embedded.wake()
         return 0
-    from postbacks.batch import send_due
-
-    return send_due()
+    return batch.send_due()
 
 
 def deliver(delivery_id):

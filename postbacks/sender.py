@@ -147,6 +147,8 @@ class Watcher:
 
     def forget(self, deadline):
         with self.cond:
+            if deadline.expired:
+                return  # the watcher popped it already
             self.stopped += 1
             if self.stopped > 64 and self.stopped * 2 > len(self.heap):
                 self.heap = [e for e in self.heap if not e[2].stopped]

@@ -135,7 +135,7 @@ def outgoing(settings):
 
 def drain(timeout=5.0):
     """Run the embedded loop's step until no delivery is pending or sending."""
-    from postbacks.batch import send_due as process_due
+    from postbacks.batch import send_due
     from postbacks.models import Delivery
 
     deadline = time.monotonic() + timeout
@@ -143,5 +143,5 @@ def drain(timeout=5.0):
     while Delivery.objects.filter(status__in=busy).exists():
         if time.monotonic() > deadline:
             raise AssertionError("deliveries still pending after the timeout")
-        if not process_due():
+        if not send_due():
             time.sleep(0.005)
