@@ -1,4 +1,5 @@
 from django import forms
+from django.conf import settings
 from django.contrib import admin
 from django.db import transaction
 from django.db.models import (
@@ -18,8 +19,17 @@ from django.template.response import TemplateResponse
 from django.utils import dateformat, timezone
 from django.utils.html import format_html, format_html_join
 
+from crm import values
 from crm.links import client_links
-from crm.models import ADVERT_KEYS, Client, Conversion, CustomField, CustomFieldValue, Message
+from crm.models import (
+    ADVERT_KEYS,
+    Client,
+    Conversion,
+    CustomField,
+    CustomFieldValue,
+    ExchangeRate,
+    Message,
+)
 from crm.visibility import VisibleRowsMixin, manager_choices, may_assign, sees_all
 from tracker.admin_utils import BigTableAdmin, ReadOnlyInline, copyable
 from tracker.models import STATUS_APPROVED
@@ -70,9 +80,23 @@ class CustomFieldValueInline(admin.TabularInline):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
-class ConversionInline(ReadOnlyInline):
+class AmountColumns:
+    """Amounts as people write them (12.5, not 12.50000000), and in the reporting currency."""
+
+    @admin.display(description="Amount", ordering="amount")
+    def amount_shown(self, obj):
+        return values.plain(obj.amount)
+
+    @admin.display(description="Reported", ordering="reported_amount")
+    def reported(self, obj):
+        if obj.reported_amount is None:
+            return "no rate yet"
+        return f"{values.plain(obj.reported_amount)} {settings.REPORTING_CURRENCY}"
+
+
+class ConversionInline(AmountColumns, ReadOnlyInline):
     model = Conversion
-    fields = ["created", "goal", "amount", "currency", "status", "tid"]
+    fields = ["created", "goal", "amount_shown", "currency", "reported", "status", "tid"]
     readonly_fields = fields
     ordering = ["-created"]
 
@@ -106,9 +130,16 @@ def list_annotations():
         "goal_rank": Subquery(
             approved.filter(goal__token__in=GOAL_RANKS).annotate(r=Max(rank)).values("r")
         ),
-        "revenue": Subquery(approved.annotate(s=Sum("amount")).values("s")),
-        "currencies": Subquery(approved.annotate(n=Count("currency", distinct=True)).values("n")),
-        "currency": Subquery(approved.annotate(c=Max("currency")).values("c")),
+        # Revenue goals only, in the reporting currency; amounts still without a rate apart.
+        "revenue": Subquery(
+            approved.filter(goal__revenue=True).annotate(s=Sum("reported_amount")).values("s")
+        ),
+        "unrated": Subquery(
+            approved.filter(goal__revenue=True, reported_amount__isnull=True)
+            .exclude(amount=0)
+            .annotate(n=Count("pk"))
+            .values("n")
+        ),
         # GREATEST is NULL with a NULL argument on SQLite: each side falls back to the other.
         "last_event": Greatest(
             Coalesce(last_conversion, last_message), Coalesce(last_message, last_conversion)
@@ -280,12 +311,17 @@ class ClientAdmin(VisibleRowsMixin, BigTableAdmin):
         description="Revenue", ordering=Coalesce("revenue", Value(0), output_field=DecimalField())
     )
     def revenue(self, obj):
-        if obj.revenue is None:
+        if obj.revenue is None and not obj.unrated:
             return "-"
-        if obj.currencies == 1:
-            return f"{obj.revenue:.2f} {obj.currency}"
-        total = f"{obj.revenue:.2f}"
-        return format_html('<span title="Amounts in several currencies">{} mixed</span>', total)
+        total = f"{values.plain(obj.revenue or 0)} {settings.REPORTING_CURRENCY}"
+        if not obj.unrated:
+            return total
+        return format_html(
+            '<span title="{} amount(s) without an exchange rate yet">{} +{}?</span>',
+            obj.unrated,
+            total,
+            obj.unrated,
+        )
 
     @admin.display(description="Last event", ordering=Coalesce("last_event", "created"))
     def last_event(self, obj):
@@ -383,13 +419,23 @@ class CustomFieldAdmin(admin.ModelAdmin):
 
 
 @admin.register(Conversion)
-class ConversionAdmin(VisibleRowsMixin, BigTableAdmin):
-    list_display = ["created", "goal", "amount", "currency", "status", "client", "spot", "tid"]
+class ConversionAdmin(AmountColumns, VisibleRowsMixin, BigTableAdmin):
+    list_display = [
+        "created",
+        "goal",
+        "amount_shown",
+        "currency",
+        "reported",
+        "status",
+        "client",
+        "spot",
+        "tid",
+    ]
     list_filter = ["status", "spot", "goal__token", ("created", admin.DateFieldListFilter)]
     search_fields = ["=tid", "=client__click_id", "=client__cl_id"]
     list_select_related = ["goal", "client", "spot"]
     raw_id_fields = ["client"]
-    readonly_fields = ["spot", "created", "updated"]
+    readonly_fields = ["spot", "reported", "created", "updated"]
     date_hierarchy = "created"
 
     def save_model(self, request, obj, form, change):
@@ -414,6 +460,25 @@ class MessageAdmin(VisibleRowsMixin, BigTableAdmin):
         if not change:
             obj.author = request.user
         super().save_model(request, obj, form, change)
+
+
+@admin.register(ExchangeRate)
+class ExchangeRateAdmin(admin.ModelAdmin):
+    list_display = ["day", "currency", "rate_shown", "base"]
+    list_filter = ["currency", "base"]
+    date_hierarchy = "day"
+    search_fields = ["=currency"]
+
+    @admin.display(description="Rate", ordering="rate")
+    def rate_shown(self, obj):
+        return f"1 {obj.base} = {values.plain(obj.rate)} {obj.currency}"
+
+    def changelist_view(self, request, extra_context=None):
+        extra = {
+            "subtitle": f"Per one {settings.REPORTING_CURRENCY} (the reporting currency); "
+            "import files with manage.py import_rates."
+        }
+        return super().changelist_view(request, {**extra, **(extra_context or {})})
 
 
 from crm import admin_stats  # noqa: E402,F401  (registers the statistics page)

@@ -1,9 +1,15 @@
-"""The statistics page: the DailyStat admin's changelist, with a CSV export."""
+"""The statistics page: the DailyStat admin's changelist, with a CSV export.
+
+Grouped by one or two dimensions, sorted by any column (its header toggles
+the order), filtered by drill-down: a row's link opens the same page filtered
+to its values and grouped by day. The CSV has exactly the page's lines.
+"""
 
 import csv
 import datetime
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin
 from django.core.paginator import Paginator
 from django.http import HttpResponse
@@ -12,11 +18,14 @@ from django.urls import path
 from django.utils import timezone
 
 from crm import charts, report
-from crm.models import DailyStat
+from crm.models import Client, DailyStat
 from crm.visibility import own_figures
 from tracker.models import Spot
 
 PAGE_SIZE = 200
+
+
+GROUPS = list(report.DIMENSIONS.items())
 
 
 class StatsFilter(forms.Form):
@@ -25,7 +34,8 @@ class StatsFilter(forms.Form):
     basis = forms.ChoiceField(
         label="Report by", choices=DailyStat.BASES, initial=DailyStat.CONVERSION
     )
-    dimension = forms.ChoiceField(label="Rows by", choices=list(report.DIMENSIONS.items()))
+    group = forms.ChoiceField(label="Rows by", choices=GROUPS, initial="campaign")
+    then = forms.ChoiceField(label="then by", choices=[("", "—"), *GROUPS], required=False)
     spot = forms.ModelChoiceField(Spot.objects.all(), required=False, empty_label="All spots")
 
     def clean(self):
@@ -36,6 +46,8 @@ class StatsFilter(forms.Form):
                 raise forms.ValidationError("'From' is after 'To'.")
             if (end - start).days >= report.MAX_DAYS:
                 raise forms.ValidationError(f"Choose at most {report.MAX_DAYS} days.")
+        if data.get("then") and data.get("then") == data.get("group"):
+            self.add_error("then", "Choose another dimension than the first, or none.")
         return data
 
 
@@ -45,32 +57,114 @@ def defaults():
         "date_from": today - datetime.timedelta(days=13),
         "date_to": today,
         "basis": DailyStat.CONVERSION,
-        "dimension": "campaign",
+        "group": "campaign",
+        "then": "",
         "spot": None,
     }
 
 
-def read_filter(request):
-    """(form, cleaned values): bad input shows the form's errors over the default report."""
-    if not any(k in request.GET for k in ("date_from", "date_to", "basis", "dimension")):
-        initial = defaults()
-        return StatsFilter(initial=initial), initial
-    form = StatsFilter(request.GET)
-    if form.is_valid():
-        return form, form.cleaned_data
-    return form, defaults()
-
-
-def build_report(request, f):
-    # A manager's statistics count only their own clients, like their client list.
-    return report.build(
+def read_query(request):
+    """(form, report.Query): what is not given takes its default (a link may name only
+    ?group=geo); bad input shows the form's errors over the default report."""
+    get = request.GET
+    given = {k: v for k, v in defaults().items() if v is not None}
+    data = {**{k: str(v) for k, v in given.items()}, **get.dict()}
+    form = StatsFilter(data)
+    f = form.cleaned_data if form.is_valid() else defaults()
+    sort = get.get("sort", "")
+    query = report.Query(
         f["date_from"],
         f["date_to"],
         f["basis"],
-        f["dimension"],
+        [f["group"], *([f["then"]] if f["then"] else [])],
         f["spot"],
+        filters=read_filters(get),
+        # A manager's statistics count only their own clients, like their client list.
         manager=own_figures(request.user),
+        sort=sort.lstrip("-"),
+        desc=not sort or sort.startswith("-"),
     )
+    return form, query
+
+
+def read_filters(get):
+    """A drill-down's filters: ?campaign=c1&geo=DE; manager and partner by id."""
+    found = {}
+    for name in report.FILTERS:
+        if name not in get:
+            continue
+        value = get[name][:200]
+        if report.COLUMN[name].endswith("_pk"):
+            if not value.isdigit():
+                continue  # not an id: no such row can match, show the unfiltered report
+            value = int(value)
+        found[name] = value
+    return found
+
+
+def link(get, **changes):
+    """The query string of this page with `changes` (None removes a parameter)."""
+    query = get.copy()
+    query.pop("p", None)
+    for name, value in changes.items():
+        query.pop(name, None)
+        if value is not None:
+            query[name] = value
+    return query.urlencode()
+
+
+def drill(get, rep, row):
+    """Where a row leads: its values as filters, by day; a day to its campaigns."""
+    group = rep.query.group
+    changes = {"then": None, "p": None}
+    for dimension, value in zip(group, row.keys, strict=False):
+        if dimension == "day":
+            changes.update(date_from=value.isoformat(), date_to=value.isoformat())
+        elif dimension == "spot":
+            changes["spot"] = str(value)
+        else:
+            changes[dimension] = str(value)
+    by_day_already = "day" in group[: len(row.keys)]
+    changes["group"] = "campaign" if by_day_already else "day"
+    changes["sort"] = None
+    return link(get, **changes)
+
+
+def table(get, rep, lines):
+    """The header cells with their sort links, and the lines with their drill-down links."""
+    current = get.get("sort", "")
+    ids = [*rep.query.group, *(c.id for c in rep.columns)]
+    head = []
+    for title, column in zip(report.header(rep), ids, strict=True):
+        toggled = column if current == f"-{column}" else f"-{column}"
+        arrow = {f"-{column}": " ▼", column: " ▲"}.get(current, "")
+        head.append({"title": title + arrow, "link": link(get, sort=toggled)})
+    body = [
+        {"cells": report.cells(rep, row), "link": drill(get, rep, row), "subtotal": row.subtotal}
+        for row in lines
+    ]
+    return head, body
+
+
+def chart(rep):
+    if "day" in rep.query.group:
+        return charts.line_chart(rep.days, report.series(rep))
+    title, bars = report.bars(rep)
+    return charts.bar_chart(f"{title} by {report.DIMENSIONS[rep.query.group[0]]}", bars)
+
+
+def active_filters(get, query):
+    """(parameter, title, value, its label, link without it) of each drill-down filter."""
+    label = report.labeller(list(query.filters), {})
+    return [
+        (name, report.DIMENSIONS[name], value, label(name, value), link(get, **{name: None}))
+        for name, value in query.filters.items()
+    ]
+
+
+def needs_rebuild():
+    """The rollup is empty while there are clients: a migration cleared it."""
+    return not DailyStat.objects.exists() and Client.objects.exists()
 
 
 @admin.register(DailyStat)
@@ -91,38 +185,41 @@ class StatisticsAdmin(admin.ModelAdmin):
     def changelist_view(self, request, extra_context=None):
         if not self.has_view_permission(request):
             return self.admin_site.login(request)
-        form, f = read_filter(request)
-        rep = build_report(request, f)
-        # A page of rows: a year by campaign is tens of thousands; the CSV has them all.
-        page = Paginator(rep.rows, PAGE_SIZE).get_page(request.GET.get("p"))
-        others = request.GET.copy()
-        others.pop("p", None)
+        form, query = read_query(request)
+        rep = report.build(query)
+        # A page of lines: a year by campaign and geo is thousands; the CSV has them all.
+        page = Paginator(list(rep.lines), PAGE_SIZE).get_page(request.GET.get("p"))
+        head, body = table(request.GET, rep, page)
         context = {
             **self.admin_site.each_context(request),
             "title": "Statistics",
             "opts": self.model._meta,
             "form": form,
-            "header": report.header(rep),
-            "rows": [report.cells(rep, row) for row in page],
+            "head": head,
+            "rows": body,
             "page": page,
-            "page_query": others.urlencode(),
+            "page_query": link(request.GET),
             "total": report.cells(rep, rep.total),
-            "chart": charts.line_chart(rep.days, report.series(rep)),
-            "query": others.urlencode(),
+            "chart": chart(rep),
+            "query": link(request.GET),
+            "filters": active_filters(request.GET, query),
+            "unrated": rep.total.unrated,
+            "currency": settings.REPORTING_CURRENCY,
+            "needs_rebuild": needs_rebuild() if not rep.rows else False,
         }
         return TemplateResponse(request, "admin/crm/statistics.html", context)
 
     def csv_view(self, request):
         if not self.has_view_permission(request):
             return HttpResponse("Forbidden", status=403)
-        _, f = read_filter(request)
-        rep = build_report(request, f)
+        _, query = read_query(request)
+        rep = report.build(query)
         response = HttpResponse(content_type="text/csv; charset=utf-8")
-        name = f"statistics-{f['date_from']}-{f['date_to']}.csv"
+        name = f"statistics-{query.date_from}-{query.date_to}.csv"
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         writer = csv.writer(response)
         writer.writerow(report.header(rep))
-        for row in rep.rows:
+        for row in rep.lines:
             writer.writerow(report.cells(rep, row))
         writer.writerow(report.cells(rep, rep.total))
         return response

@@ -1,4 +1,4 @@
-"""A line chart as inline SVG, drawn on the server: no script, no CDN."""
+"""Line and bar charts as inline SVG, drawn on the server: no script, no CDN."""
 
 from django.utils.html import format_html, format_html_join
 
@@ -75,4 +75,47 @@ def line_chart(days, series):
         ticks,
         lines,
         legend,
+    )
+
+
+def bar_chart(title, bars):
+    """`bars` is [(label, value, value as text)], drawn as horizontal bars; safe SVG markup."""
+    row_h, label_w = 22, 220
+    height = PAD_T + row_h * max(len(bars), 1) + 8
+    highest = max([1, *(v for _, v, _ in bars)])
+    plot_w = WIDTH - label_w - PAD_R - 80
+
+    def rows():
+        for k, (label, value, text_value) in enumerate(bars):
+            y = PAD_T + row_h * k
+            text = str(label)
+            yield (
+                label_w - 6,
+                y + 15,
+                text if len(text) <= 32 else text[:31] + "…",
+                label_w,
+                y + 3,
+                f"{plot_w * max(value, 0) / highest:.1f}",
+                COLOURS[0],
+                label,
+                f"{label_w + plot_w * max(value, 0) / highest + 6:.1f}",
+                y + 15,
+                text_value,
+            )
+
+    body = format_html_join(
+        "",
+        '<text x="{}" y="{}" font-size="12" text-anchor="end">{}</text>'
+        '<rect class="bar" x="{}" y="{}" height="16" width="{}" fill="{}" data-label="{}"/>'
+        '<text x="{}" y="{}" font-size="11" fill="#666">{}</text>',
+        rows(),
+    )
+    return format_html(
+        '<svg id="stats-chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {} {}" '
+        'width="100%" height="{}" role="img" aria-label="{}">{}</svg>',
+        WIDTH,
+        height,
+        height,
+        title,
+        body,
     )

@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 from django.utils import timezone
 
+from crm import values
 from crm.models import ADVERT_KEYS
 from tracker.macros import (  # noqa: F401 - re-exported: crm.macros is where callers look
     ADVERT,
@@ -64,7 +65,7 @@ def conversion_context(conversion, attributed=True):
         {
             "action": conversion.goal.token,
             "goal": conversion.goal.name,
-            "sum": f"{conversion.amount:.2f}",
+            "sum": values.money(conversion.amount),
             "currency": conversion.currency,
             "tid": conversion.tid,
             "status": conversion.status,
@@ -75,7 +76,7 @@ def conversion_context(conversion, attributed=True):
     )
     change = getattr(conversion, "change", None)  # set by a status or amount change
     if change is not None:
-        ctx["previous_status"], ctx["previous_sum"] = change[0], f"{change[1]:.2f}"
+        ctx["previous_status"], ctx["previous_sum"] = change[0], values.money(change[1])
     return ctx
 
 

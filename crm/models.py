@@ -4,8 +4,10 @@ import secrets
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models, transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from crm import values
 from tracker.macros import ADVERT_KEYS  # noqa: F401 - also imported from here by others
@@ -49,6 +51,10 @@ class Client(models.Model):
     )
     params = models.JSONField(default=dict, blank=True, help_text="Other entry parameters.")
     created = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Statistics group by it: set by the client's first postback that names a partner.
+    partner = models.ForeignKey(
+        "tracker.Partner", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
 
     advert_pixel = models.CharField("pixel", max_length=200, blank=True)
     advert_campaign_id = models.CharField("campaign id", max_length=200, blank=True)
@@ -252,7 +258,7 @@ class CustomField(models.Model):
         if self.type == self.NUMBER:
             return str(values.parse_decimal(raw).normalize())
         if self.type == self.MONEY:
-            return str(values.parse_amount(raw))
+            return values.money(values.parse_amount(raw))
         if self.type == self.DATE:
             return values.parse_date(raw).isoformat()
         if self.type == self.BOOLEAN:
@@ -319,8 +325,19 @@ class Conversion(models.Model):
     spot = models.ForeignKey(Spot, on_delete=models.PROTECT, related_name="conversions")
     client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="conversions")
     goal = models.ForeignKey(Goal, on_delete=models.PROTECT, related_name="conversions")
-    amount = models.DecimalField(max_digits=16, decimal_places=2, default=0)
+    amount = models.DecimalField(max_digits=28, decimal_places=8, default=0)
     currency = models.CharField(max_length=3, default="USD")
+    # The amount in settings.REPORTING_CURRENCY at the rate of the conversion's
+    # day (crm.rates); NULL while its currency has no rate: counted, flagged,
+    # and filled in by `manage.py revalue_conversions` once rates arrive.
+    reported_amount = models.DecimalField(
+        "amount in the reporting currency",
+        max_digits=28,
+        decimal_places=8,
+        null=True,
+        blank=True,
+        editable=False,
+    )
     tid = models.CharField("transaction id", max_length=200, blank=True)
     status = models.CharField(max_length=10, choices=CONVERSION_STATUSES, default=STATUS_APPROVED)
     created = models.DateTimeField(auto_now_add=True)
@@ -344,7 +361,18 @@ class Conversion(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.goal.token} {self.amount} {self.currency} ({self.status})"
+        return f"{self.goal.token} {values.plain(self.amount)} {self.currency} ({self.status})"
+
+    def save(self, *args, **kwargs):
+        fields = kwargs.get("update_fields")
+        if fields is None or {"amount", "currency", "created"} & set(fields):
+            from crm import rates  # crm.rates reads ExchangeRate, defined below
+
+            day = timezone.localdate(self.created or timezone.now())
+            self.reported_amount = rates.to_reporting(self.amount, self.currency, day)
+            if fields is not None:
+                kwargs["update_fields"] = {*fields, "reported_amount"}
+        super().save(*args, **kwargs)
 
     def clean(self):
         super().clean()
@@ -373,37 +401,98 @@ class Conversion(models.Model):
 
 
 class DailyStat(models.Model):
-    """The statistics rollup: counts and sums per day, spot, goal and dimension.
+    """The statistics rollup: counts and sums per day, spot, goal and dimensions.
 
     Kept in step with conversions and clients by crm.stats (signals), rebuilt
-    by `manage.py rebuild_stats`. The statistics page reads only this table,
-    so a page costs the same at ten million conversions as at ten.
+    by `manage.py rebuild_stats`. The statistics page reads only this table.
+    Each event is added at several grains (crm.stats.GRAINS): the finest keeps
+    every dimension, coarser ones keep one or two and leave the others blank,
+    so a report by campaign or by geo reads rows in proportion to campaigns or
+    geos per day, not to conversions: the page costs about the same at ten
+    million conversions as at a hundred thousand.
     """
 
     CONVERSION, CLICK = "conversion", "click"
     BASES = [(CONVERSION, "Conversion date"), (CLICK, "Click date")]
 
+    grain = models.CharField(max_length=8, default="*")
     basis = models.CharField(max_length=10, choices=BASES)
     day = models.DateField()
     spot = models.ForeignKey(Spot, on_delete=models.CASCADE, related_name="+")
     # Plain ids, 0 for none: they are part of the unique key, where NULLs would not match.
     goal_pk = models.BigIntegerField(default=0, help_text="0: the leads row.")
     campaign = models.CharField(max_length=200, blank=True)
+    adset = models.CharField(max_length=200, blank=True)
+    ad = models.CharField(max_length=200, blank=True)
     geo = models.CharField(max_length=10, blank=True)
     manager_pk = models.BigIntegerField(default=0)
+    partner_pk = models.BigIntegerField(default=0)
     count = models.BigIntegerField(default=0)
-    amount = models.DecimalField(max_digits=20, decimal_places=2, default=0)
+    # In the reporting currency; `unrated` counts the amounts left out for want of a rate.
+    amount = models.DecimalField(max_digits=30, decimal_places=8, default=0)
+    unrated = models.BigIntegerField(default=0)
 
     class Meta:
         verbose_name = "statistics"
         verbose_name_plural = "statistics"
         constraints = [
-            # One row per key; also the index of the page's query (basis, day range).
+            # One row per key; also the index of the page's query (grain, basis, day range).
             models.UniqueConstraint(
-                fields=["basis", "day", "spot", "goal_pk", "campaign", "geo", "manager_pk"],
+                fields=[
+                    "grain",
+                    "basis",
+                    "day",
+                    "spot",
+                    "goal_pk",
+                    "campaign",
+                    "adset",
+                    "ad",
+                    "geo",
+                    "manager_pk",
+                    "partner_pk",
+                ],
                 name="daily_stat_key",
+            ),
+        ]
+        indexes = [
+            # A manager's own statistics: the finest grain, one manager's rows.
+            models.Index(
+                fields=["manager_pk", "basis", "day"],
+                condition=Q(grain="*"),
+                name="daily_stat_manager",
             ),
         ]
 
     def __str__(self):
         return f"{self.day} {self.spot_id} {self.goal_pk}: {self.count}"
+
+
+class ExchangeRate(models.Model):
+    """How many units of `currency` one unit of `base` bought on `day`.
+
+    `base` is the reporting currency the rate was written for (the ECB's files
+    are per euro and are converted on import, crm.rates): rates written for
+    another reporting currency are kept but not used.
+    """
+
+    day = models.DateField()
+    base = models.CharField(max_length=3, default=values.reporting_currency, editable=False)
+    currency = models.CharField(
+        max_length=3, validators=[RegexValidator(r"^[A-Z]{3}$", "Three capital letters, e.g. EUR.")]
+    )
+    rate = models.DecimalField(
+        max_digits=30,
+        decimal_places=12,
+        validators=[MinValueValidator(values.MIN_RATE)],
+        help_text="Units of this currency per one unit of the reporting currency.",
+    )
+
+    class Meta:
+        ordering = ["-day", "currency"]
+        constraints = [
+            # Also the index of the look-up: the latest rate on or before a day.
+            models.UniqueConstraint(fields=["base", "currency", "day"], name="rate_one_per_day"),
+        ]
+
+    def __str__(self):
+        return f"{self.day}: 1 {self.base} = {values.plain(self.rate)} {self.currency}"

@@ -1,7 +1,10 @@
-"""The statistics report: rows per day × spot × dimension, read from the rollup only.
+"""The statistics report: rows grouped by one or two dimensions, read from the rollup only.
 
-Two grouped queries on crm.DailyStat (leads by click day, goals by the chosen
-basis) make every page, whatever the number of conversions behind it.
+One grouped query on crm.DailyStat makes every page: leads by click day,
+goals by the chosen basis, pivoted per goal token in SQL. It reads the
+coarsest grain that keeps the dimensions asked for (crm.stats.GRAINS), so a
+report by campaign over 90 days reads rows per campaign and day, whatever the
+number of conversions behind them.
 """
 
 import datetime
@@ -9,168 +12,331 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import Q, Sum
 
+from crm import stats, values
 from crm.models import DailyStat
-from tracker.models import Goal, Spot
+from tracker.models import Goal, Partner, Spot
 
-DIMENSIONS = {"campaign": "Campaign", "geo": "Geo", "manager": "Manager"}
-DIM_COLUMN = {"campaign": "campaign", "geo": "geo", "manager": "manager_pk"}
+DIMENSIONS = {
+    "day": "Day",
+    "spot": "Spot",
+    "campaign": "Campaign",
+    "adset": "Ad set",
+    "ad": "Ad",
+    "geo": "Geo",
+    "manager": "Manager",
+    "partner": "Partner",
+}
+COLUMN = {
+    "day": "day",
+    "spot": "spot_id",
+    "campaign": "campaign",
+    "adset": "adset",
+    "ad": "ad",
+    "geo": "geo",
+    "manager": "manager_pk",
+    "partner": "partner_pk",
+}
+# Dimensions a report may be filtered on (a drill-down); day and spot have their own fields.
+FILTERS = ["campaign", "adset", "ad", "geo", "manager", "partner"]
 MAX_DAYS = 366
+ZERO = Decimal("0")
+RATES = [  # (id, title, part, whole): conversion rates between goals
+    ("reg_rate", "Reg per lead", "reg", None),
+    ("dep_rate", "Dep per reg", "dep", "reg"),
+    ("redep_rate", "Redep per dep", "redep", "dep"),
+]
+
+
+@dataclass
+class Query:
+    date_from: datetime.date
+    date_to: datetime.date
+    basis: str = DailyStat.CONVERSION
+    group: list = field(default_factory=lambda: ["campaign"])
+    spot: Spot | None = None
+    filters: dict = field(default_factory=dict)  # {dimension: stored value}
+    manager: int | None = None  # a manager's own figures (crm/visibility.py); None: all
+    sort: str = ""  # a column id; "" for the grouping's natural order
+    desc: bool = True
 
 
 @dataclass
 class Column:
-    token: str
-    name: str
-    show_count: bool
-    show_sum: bool
+    id: str
+    title: str
+    goal: str = ""  # the goal token of a count or sum column
 
 
 @dataclass
 class Row:
-    day: datetime.date
-    spot: str
-    dim: str
+    keys: tuple  # stored values of the grouped dimensions
+    labels: tuple
     leads: int = 0
     counts: dict = field(default_factory=lambda: defaultdict(int))
     sums: dict = field(default_factory=lambda: defaultdict(Decimal))
+    revenue: Decimal = ZERO
+    unrated: int = 0
+    subtotal: bool = False  # the total of a first-level group
+    children: list = field(default_factory=list)
 
-    @property
-    def revenue(self):
-        return sum(self.sums.values(), Decimal("0"))
+    def add(self, other):
+        self.leads += other.leads
+        self.revenue += other.revenue
+        self.unrated += other.unrated
+        for token, n in other.counts.items():
+            self.counts[token] += n
+        for token, s in other.sums.items():
+            self.sums[token] += s
 
-    @property
-    def reg_rate(self):
-        return rate(self.counts.get("reg", 0), self.leads)
-
-    @property
-    def dep_rate(self):
-        return rate(self.counts.get("dep", 0), self.counts.get("reg", 0))
+    def value(self, column_id):
+        """The number a column shows for this row (None when it has none)."""
+        if column_id == "leads":
+            return self.leads
+        if column_id == "revenue":
+            return self.revenue
+        if column_id == "rpl":
+            return per(self.revenue, self.leads)
+        kind, _, token = column_id.partition(":")
+        if kind == "n":
+            return self.counts.get(token, 0)
+        if kind == "s":
+            return self.sums.get(token, ZERO)
+        for rid, _, part, whole in RATES:
+            if rid == column_id:
+                base = self.leads if whole is None else self.counts.get(whole, 0)
+                return rate(self.counts.get(part, 0), base)
+        return None
 
 
 def rate(part, whole):
     return None if not whole else Decimal(part * 100) / whole
 
 
-def fmt_rate(value):
-    return "" if value is None else f"{value:.1f}%"
+def per(amount, n):
+    return None if not n else (amount / n).quantize(values.QUANTUM)
 
 
 @dataclass
 class Report:
+    query: Query
     columns: list
-    rows: list
+    rows: list  # first-level rows; with two dimensions each has its children
     total: Row
     days: list
-    dimension: str
+
+    @property
+    def lines(self):
+        """Every table line in order: a group's total, then its rows."""
+        for row in self.rows:
+            yield row
+            yield from row.children
 
 
-def build(date_from, date_to, basis, dimension, spot=None, manager=None):
-    """The report of the page; one grouped query, pivoted per goal token in SQL.
-
-    `manager`: a user id to count only the clients of that manager (what a
-    manager may see, crm/visibility.py); None for everyone's.
-    """
-    spots = Spot.objects.all() if spot is None else Spot.objects.filter(pk=spot.pk)
+def build(query):
+    spots = Spot.objects.all() if query.spot is None else Spot.objects.filter(pk=query.spot.pk)
     spot_names = dict(spots.values_list("pk", "name"))
     goals = list(Goal.objects.filter(spot__in=spot_names).order_by("order", "pk"))
     by_token = defaultdict(list)
     for g in goals:
         by_token[g.token].append(g.pk)
-    dim = DIM_COLUMN[dimension]
+    revenue_pks = [g.pk for g in goals if g.revenue]
+    basis = query.basis
+    aggregates = {
+        "leads": Sum("count", filter=Q(goal_pk=0)),
+        "revenue": Sum("amount", filter=Q(basis=basis, goal_pk__in=revenue_pks)),
+        "unrated": Sum("unrated", filter=Q(basis=basis, goal_pk__gt=0)),
+    }
+    tokens = list(by_token)
+    for k, pks in enumerate(by_token.values()):
+        aggregates[f"n{k}"] = Sum("count", filter=Q(basis=basis, goal_pk__in=pks))
+        aggregates[f"s{k}"] = Sum("amount", filter=Q(basis=basis, goal_pk__in=pks))
+    dims = [COLUMN[d] for d in query.group]
     # Leads are counted on their click day whatever the basis; goals on the basis chosen.
     wanted = Q(basis=DailyStat.CLICK, goal_pk=0) | Q(basis=basis, goal_pk__gt=0)
-    aggregates = {"leads": Sum("count", filter=Q(goal_pk=0))}
-    for k, pks in enumerate(by_token.values()):
-        in_goal = Q(basis=basis, goal_pk__in=pks)
-        aggregates[f"n{k}"] = Sum("count", filter=in_goal)
-        aggregates[f"s{k}"] = Sum("amount", filter=in_goal)
-    grouped = (
-        DailyStat.objects.filter(wanted, day__gte=date_from, day__lte=date_to)
-        .filter(spot__in=spot_names)
-        .filter(Q() if manager is None else Q(manager_pk=manager))
-        .values("day", "spot_id", dim)
+    rows = (
+        DailyStat.objects.filter(wanted, grain=grain_for(query))
+        .filter(day__gte=query.date_from, day__lte=query.date_to, spot__in=spot_names)
+        .filter(**{COLUMN[d]: v for d, v in query.filters.items()})
+        .filter(Q() if query.manager is None else Q(manager_pk=query.manager))
+        .values(*dims)
         .annotate(**aggregates)
-        .values_list("day", "spot_id", dim, *aggregates)
+        .values_list(*dims, *aggregates)
         .order_by()
     )
-    labels = dim_labels(dimension)
-    tokens = list(by_token)
-    total = Row(None, "Total", "")
-    rows = []
-    for day, spot_id, value, leads, *numbers in grouped:
-        row = Row(day, spot_names.get(spot_id, "?"), labels(value), leads or 0)
+    label = labeller(query.group, spot_names)
+    width = len(dims)
+    found = []
+    for values_ in rows:
+        keys, (leads, revenue, unrated, *numbers) = values_[:width], values_[width:]
+        row = Row(keys, tuple(label(d, v) for d, v in zip(query.group, keys, strict=True)))
+        row.leads, row.revenue, row.unrated = leads or 0, revenue or ZERO, unrated or 0
         for k, token in enumerate(tokens):
             n, amount = numbers[2 * k], numbers[2 * k + 1]
             if n:
-                row.counts[token] = n
-                row.sums[token] = amount or Decimal(0)
-                total.counts[token] += n
-                total.sums[token] += amount or Decimal(0)
-        total.leads += row.leads
-        rows.append(row)
-    rows.sort(key=lambda x: (-x.day.toordinal(), x.spot, x.dim))
+                row.counts[token], row.sums[token] = n, amount or ZERO
+        found.append(row)
+    total = Row((), ("Total",))
+    for row in found:
+        total.add(row)
+    columns = report_columns(goals)
     return Report(
-        columns=goal_columns(goals),
-        rows=rows,
+        query=query,
+        columns=columns,
+        rows=arrange(found, query, columns),
         total=total,
-        days=[date_from + datetime.timedelta(d) for d in range((date_to - date_from).days + 1)],
-        dimension=dimension,
+        days=[
+            query.date_from + datetime.timedelta(d)
+            for d in range((query.date_to - query.date_from).days + 1)
+        ],
     )
 
 
-def goal_columns(goals):
-    """One column group per goal token shown in statistics, in the goals' order."""
-    columns = {}
+def grain_for(query):
+    """The coarsest rollup grain that keeps every dimension the query needs."""
+    needed = {d for d in [*query.group, *query.filters] if d in stats.DIMS}
+    if query.manager is not None:
+        needed.add("manager")
+    return next(g for g, kept in stats.GRAINS.items() if needed <= set(kept))
+
+
+def arrange(rows, query, columns):
+    """Sort the rows; with two dimensions, nest them under a total per first value."""
+    key = sort_key(query, columns)
+    if len(query.group) == 1:
+        return sorted(rows, key=key, reverse=query.desc)
+    groups = {}
+    for row in rows:
+        head = groups.get(row.keys[0])
+        if head is None:
+            head = groups[row.keys[0]] = Row(row.keys[:1], (row.labels[0], "Total"), subtotal=True)
+        head.add(row)
+        head.children.append(row)
+    for head in groups.values():
+        head.children.sort(key=key, reverse=query.desc)
+    return sorted(groups.values(), key=key, reverse=query.desc)
+
+
+def sort_key(query, columns):
+    """A key sorting by the chosen column: a dimension by its label, a number by its value."""
+    chosen = query.sort
+    if chosen not in query.group and chosen not in {c.id for c in columns}:
+        chosen = default_sort(query)
+    if chosen in query.group:
+        i = query.group.index(chosen)  # days are labelled in ISO form: they sort as dates
+        return lambda row: row.labels[i]
+    return lambda row: (row.value(chosen) is not None, row.value(chosen) or 0)
+
+
+def default_sort(query):
+    # By day, newest first; any other grouping by revenue, the media buyer's first question.
+    return "day" if query.group[0] == "day" else "revenue"
+
+
+def report_columns(goals):
+    """The numeric columns: leads, per goal its count and sum, rates, revenue."""
+    currency = settings.REPORTING_CURRENCY
+    shown = {}
     for g in goals:
-        if not (g.show_count or g.show_sum):
-            continue
-        col = columns.setdefault(g.token, Column(g.token, g.name, False, False))
-        col.show_count |= g.show_count
-        col.show_sum |= g.show_sum
-    return list(columns.values())
+        if g.show_count or g.show_sum:
+            count, total = shown.get(g.token, (False, False))
+            shown[g.token] = (count or g.show_count, total or g.show_sum, g.name)
+    columns = [Column("leads", "Leads")]
+    for token, (count, total, name) in shown.items():
+        if count:
+            columns.append(Column(f"n:{token}", f"{name} count", token))
+        if total:
+            columns.append(Column(f"s:{token}", f"{name} sum ({currency})", token))
+    tokens = set(shown)
+    for rid, title, part, whole in RATES:
+        if part in tokens and (whole is None or whole in tokens):
+            columns.append(Column(rid, title))
+    columns.append(Column("revenue", f"Revenue ({currency})"))
+    columns.append(Column("rpl", f"Revenue per lead ({currency})"))
+    return columns
 
 
-def dim_labels(dimension):
-    if dimension != "manager":
-        return lambda value: value or "(none)"
-    names = {u.pk: u.get_username() for u in get_user_model().objects.all()}
-    return lambda pk: names.get(pk, "(none)") if pk else "(none)"
+def labeller(group, spot_names):
+    names = {}
+    if "manager" in group:
+        names["manager"] = {u.pk: u.get_username() for u in get_user_model().objects.all()}
+    if "partner" in group:
+        names["partner"] = dict(Partner.objects.values_list("pk", "name"))
+
+    def label(dimension, value):
+        if dimension == "day":
+            return value.isoformat()
+        if dimension == "spot":
+            return spot_names.get(value, "?")
+        if dimension in names:
+            return names[dimension].get(value, "(none)") if value else "(none)"
+        return value or "(none)"
+
+    return label
 
 
 def header(report):
-    cols = ["Day", "Spot", DIMENSIONS[report.dimension], "Leads"]
-    for c in report.columns:
-        if c.show_count:
-            cols.append(f"{c.name} count")
-        if c.show_sum:
-            cols.append(f"{c.name} sum")
-    return [*cols, "Reg per lead", "Dep per reg", "Revenue"]
+    return [DIMENSIONS[d] for d in report.query.group] + [c.title for c in report.columns]
 
 
 def cells(report, row):
-    values = [row.day.isoformat() if row.day else "", row.spot, row.dim, str(row.leads)]
-    for c in report.columns:
-        if c.show_count:
-            values.append(str(row.counts.get(c.token, 0)))
-        if c.show_sum:
-            values.append(f"{row.sums.get(c.token, Decimal(0)):.2f}")
-    return [*values, fmt_rate(row.reg_rate), fmt_rate(row.dep_rate), f"{row.revenue:.2f}"]
+    """A table line as text, the same on the page and in the CSV."""
+    labels = list(row.labels) + [""] * (len(report.query.group) - len(row.labels))
+    return labels + [shown(row.value(c.id), c.id) for c in report.columns]
 
 
-def series(report):
-    """Per day totals for the chart: [(label, [values per day])]."""
+def shown(value, column_id):
+    if value is None:
+        return ""
+    if column_id.endswith("_rate"):
+        return f"{value:.1f}%"
+    if isinstance(value, Decimal):
+        return values.plain(value)
+    return str(value)
+
+
+def chart_metric(report):
+    """The chart shows the column sorted on, else revenue; leads when sorted on a dimension."""
+    column = report.query.sort or default_sort(report.query)
+    return column if column in {c.id for c in report.columns} else "leads"
+
+
+def series(report, top=5):
+    """Per day values for a line chart, when the report is grouped by day.
+
+    By day alone: leads and each goal's count. By day and another dimension:
+    the chart's metric for the `top` values of the other one.
+    """
     index = {day: i for i, day in enumerate(report.days)}
-    leads = [0] * len(report.days)
-    per_goal = {c.token: [0] * len(report.days) for c in report.columns if c.show_count}
-    for row in report.rows:
-        i = index.get(row.day)
-        if i is None:
+    group = report.query.group
+    if group == ["day"]:
+        lines = {"Leads": "leads"}
+        lines.update({c.title: c.id for c in report.columns if c.id.startswith("n:")})
+        out = {name: [0] * len(report.days) for name in lines}
+        for row in report.rows:
+            for name, column in lines.items():
+                out[name][index[row.keys[0]]] += row.value(column) or 0
+        return list(out.items())
+    metric, day_at = chart_metric(report), group.index("day")
+    per_value = defaultdict(lambda: [0] * len(report.days))
+    labels = {}
+    for row in report.lines:
+        if row.subtotal:
             continue
-        leads[i] += row.leads
-        for token, values in per_goal.items():
-            values[i] += row.counts.get(token, 0)
-    names = {c.token: c.name for c in report.columns}
-    return [("Leads", leads), *((names[t], v) for t, v in per_goal.items())]
+        other = row.keys[1 - day_at]
+        labels[other] = row.labels[1 - day_at]
+        per_value[other][index[row.keys[day_at]]] += row.value(metric) or 0
+    best = sorted(per_value, key=lambda v: -sum(per_value[v]))[:top]
+    return [(labels[v], per_value[v]) for v in best]
+
+
+def bars(report, top=10):
+    """(metric's title, [(label, value, text)]) of the top first-level rows, for a bar chart."""
+    metric = chart_metric(report)
+    ranked = sorted(report.rows, key=lambda r: -(r.value(metric) or 0))[:top]
+    title = next(c.title for c in report.columns if c.id == metric)
+    data = [(r.labels[0], r.value(metric) or 0, shown(r.value(metric), metric)) for r in ranked]
+    return title, data

@@ -12,7 +12,8 @@ from collections import defaultdict
 from decimal import Decimal
 
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import Count, F, Q, Sum, Value
+from django.db.models.functions import Coalesce, Substr, TruncDate
 from django.db.models.signals import post_delete, post_init, post_save, pre_save
 from django.utils import timezone
 
@@ -21,6 +22,16 @@ from tracker.models import STATUS_REJECTED
 
 CLICK, CONVERSION = DailyStat.CLICK, DailyStat.CONVERSION
 ZERO = Decimal("0")
+
+# The dimensions a client is counted under, in DailyStat's column order.
+DIMS = ("campaign", "adset", "ad", "geo", "manager", "partner")
+BLANK = ("", "", "", "", 0, 0)
+# Grain name -> the dimensions its rows keep (the others are blank). "*" keeps
+# them all and answers any report; the coarse ones make the common reports
+# (by day, geo, campaign, campaign then geo) read few rows. A new grain costs
+# one more rollup row per event and per basis.
+GRAINS = {"": (), "g": ("geo",), "c": ("campaign",), "cg": ("campaign", "geo"), "*": DIMS}
+FINEST = "*"
 
 
 def day_of(moment):
@@ -33,76 +44,103 @@ def client_state(client):
         d.get("spot_id"),
         d.get("created"),
         (d.get("advert_campaign_id") or "")[:200],
+        (d.get("advert_adset_id") or "")[:200],
+        (d.get("advert_ad_id") or "")[:200],
         (d.get("geo") or "")[:10],
         d.get("manager_id") or 0,
+        d.get("partner_id") or 0,
     )
 
 
 def conversion_state(conversion):
     d = conversion.__dict__
+    unrated = d.get("reported_amount") is None and bool(d.get("amount"))
     return (
         d.get("spot_id"),
         d.get("goal_id"),
         d.get("status"),
-        d.get("amount"),
+        d.get("reported_amount"),
         d.get("created"),
+        unrated,
     )
 
 
+def grain_keys(basis, day, spot_id, goal_pk, dims):
+    """The rollup key of one event at every grain."""
+    for grain, kept in GRAINS.items():
+        values = (
+            v if name in kept else blank for name, v, blank in zip(DIMS, dims, BLANK, strict=True)
+        )
+        yield (grain, basis, day, spot_id, goal_pk, *values)
+
+
 def lead_rows(cstate):
-    spot_id, created, campaign, geo, manager = cstate
+    spot_id, created, *dims = cstate
     if created is None:
         return []
-    return [((CLICK, day_of(created), spot_id, 0, campaign, geo, manager), 1, ZERO)]
+    return [(key, 1, ZERO, 0) for key in grain_keys(CLICK, day_of(created), spot_id, 0, dims)]
 
 
 def conversion_rows(vstate, cstate):
-    spot_id, goal_id, status, amount, created = vstate
+    spot_id, goal_id, status, amount, created, unrated = vstate
     if created is None or status == STATUS_REJECTED:
         return []
-    _, client_created, campaign, geo, manager = cstate
-    amount = Decimal(amount or 0)
-    rows = [((CONVERSION, day_of(created), spot_id, goal_id, campaign, geo, manager), 1, amount)]
+    _, client_created, *dims = cstate
+    amount, unrated = Decimal(amount or 0), int(unrated)
+    keys = list(grain_keys(CONVERSION, day_of(created), spot_id, goal_id, dims))
     if client_created is not None:
-        key = (CLICK, day_of(client_created), spot_id, goal_id, campaign, geo, manager)
-        rows.append((key, 1, amount))
-    return rows
+        keys += grain_keys(CLICK, day_of(client_created), spot_id, goal_id, dims)
+    return [(key, 1, amount, unrated) for key in keys]
 
 
 def apply(minus, plus):
     """Subtract the rows of `minus`, add those of `plus`; untouched keys are skipped."""
-    deltas = defaultdict(lambda: [0, ZERO])
+    deltas = defaultdict(lambda: [0, ZERO, 0])
     for sign, rows in ((-1, minus), (1, plus)):
-        for key, count, amount in rows:
-            deltas[key][0] += sign * count
-            deltas[key][1] += sign * amount
-    changed = [(key, count, amount) for key, (count, amount) in deltas.items() if count or amount]
+        for key, count, amount, unrated in rows:
+            delta = deltas[key]
+            delta[0] += sign * count
+            delta[1] += sign * amount
+            delta[2] += sign * unrated
+    changed = [(key, *delta) for key, delta in deltas.items() if any(delta)]
     if changed:
         add(changed)
 
 
-KEY = ["basis", "day", "spot_id", "goal_pk", "campaign", "geo", "manager_pk"]
+KEY = [
+    "grain",
+    "basis",
+    "day",
+    "spot_id",
+    "goal_pk",
+    "campaign",
+    "adset",
+    "ad",
+    "geo",
+    "manager_pk",
+    "partner_pk",
+]
+SUMS = ["count", "amount", "unrated"]
 
 
 def add(rows):
-    """Add each (key, count, amount) to its rollup row, creating the missing ones.
+    """Add each (key, count, amount, unrated) to its rollup row, creating the missing ones.
 
     One INSERT … ON CONFLICT DO UPDATE (PostgreSQL, and SQLite since 3.24) for
     all the rows: atomic on its own, so no savepoint and no race between an
     update and an insert. Sorted by key, so two transactions touching the same
     rows lock them in the same order and cannot deadlock.
     """
-    table = connection.ops.quote_name(DailyStat._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(c) for c in [*KEY, "count", "amount"])
-    placeholders = ", ".join(["(" + ", ".join(["%s"] * (len(KEY) + 2)) + ")"] * len(rows))
-    count, amount = (connection.ops.quote_name(c) for c in ("count", "amount"))
+    q = connection.ops.quote_name
+    table = q(DailyStat._meta.db_table)
+    columns = ", ".join(q(c) for c in [*KEY, *SUMS])
+    row = "(" + ", ".join(["%s"] * (len(KEY) + len(SUMS))) + ")"
+    updates = ", ".join(f"{q(c)} = {table}.{q(c)} + excluded.{q(c)}" for c in SUMS)
     sql = (
-        f"INSERT INTO {table} ({columns}) VALUES {placeholders} "
-        f"ON CONFLICT ({', '.join(connection.ops.quote_name(c) for c in KEY)}) DO UPDATE SET "
-        f"{count} = {table}.{count} + excluded.{count}, "
-        f"{amount} = {table}.{amount} + excluded.{amount}"
+        f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(rows))} "
+        f"ON CONFLICT ({', '.join(q(c) for c in KEY)}) DO UPDATE SET {updates}"
     )
-    params = [value for key, n, total in sorted(rows) for value in (*key, n, total)]
+    params = [value for key, *sums in sorted(rows) for value in (*key, *sums)]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
 
@@ -115,8 +153,17 @@ def remember_conversion(sender, instance, **kwargs):
     instance._stat_state = conversion_state(instance)
 
 
-CLIENT_FIELDS = ["spot_id", "created", "advert_campaign_id", "geo", "manager_id"]
-CONVERSION_FIELDS = ["spot_id", "goal_id", "status", "amount", "created"]
+CLIENT_FIELDS = [
+    "spot_id",
+    "created",
+    "advert_campaign_id",
+    "advert_adset_id",
+    "advert_ad_id",
+    "geo",
+    "manager_id",
+    "partner_id",
+]
+CONVERSION_FIELDS = ["spot_id", "goal_id", "status", "reported_amount", "created", "amount"]
 
 
 def stored_state(model, pk, names, state_of):
@@ -206,61 +253,95 @@ def connect():
 
 
 def rebuild_spot(spot_id):
-    """Recompute one spot's rollup rows from its clients and conversions."""
-    from django.db.models import Count, Sum, Value
-    from django.db.models.functions import Coalesce, Substr, TruncDate
+    """Recompute one spot's rollup rows from its clients and conversions, in SQL.
 
-    tz = timezone.get_current_timezone()
-    rows = []
-    leads = (
-        Client.objects.filter(spot_id=spot_id)
-        .annotate(
-            d=TruncDate("created", tzinfo=tz),
-            c=Substr("advert_campaign_id", 1, 200),
-            m=Coalesce("manager_id", Value(0)),
-        )
-        .values("d", "c", "geo", "m")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    for r in leads:
-        rows.append(
-            DailyStat(basis=CLICK, goal_pk=0, count=r["n"], amount=ZERO, **_key(r, spot_id))
-        )
-    counted = Conversion.objects.filter(spot_id=spot_id).exclude(status=STATUS_REJECTED)
-    for basis, moment in ((CONVERSION, "created"), (CLICK, "client__created")):
-        grouped = (
-            counted.annotate(
-                d=TruncDate(moment, tzinfo=tz),
-                c=Substr("client__advert_campaign_id", 1, 200),
-                geo=F("client__geo"),
-                m=Coalesce("client__manager_id", Value(0)),
-            )
-            .values("d", "goal_id", "c", "geo", "m")
-            .annotate(n=Count("id"), s=Sum("amount"))
-            .order_by()
-        )
-        for r in grouped:
-            rows.append(
-                DailyStat(
-                    basis=basis,
-                    goal_pk=r["goal_id"],
-                    count=r["n"],
-                    amount=r["s"],
-                    **_key(r, spot_id),
-                )
-            )
+    The finest grain is grouped from the rows; the coarse grains from it.
+    Returns the number of rollup rows written.
+    """
     with transaction.atomic():
         DailyStat.objects.filter(spot_id=spot_id).delete()
-        DailyStat.objects.bulk_create(rows, batch_size=2000)
-    return len(rows)
+        for basis, query in finest_queries(spot_id):
+            insert_grouped(FINEST, basis, spot_id, query)
+        for grain, kept in GRAINS.items():
+            if grain != FINEST:
+                insert_coarse(grain, kept, spot_id)
+        return DailyStat.objects.filter(spot_id=spot_id).count()
 
 
-def _key(r, spot_id):
-    return {
-        "spot_id": spot_id,
-        "day": r["d"],
-        "campaign": r["c"] or "",
-        "geo": r["geo"] or "",
-        "manager_pk": r["m"],
-    }
+def finest_queries(spot_id):
+    """(basis, grouped queryset) of leads by click day and conversions by both days."""
+    tz = timezone.get_current_timezone()
+
+    def dims(prefix):
+        return {
+            "c": Substr(f"{prefix}advert_campaign_id", 1, 200),
+            "a_s": Substr(f"{prefix}advert_adset_id", 1, 200),
+            "a_d": Substr(f"{prefix}advert_ad_id", 1, 200),
+            "g": Substr(f"{prefix}geo", 1, 10),
+            "m": Coalesce(f"{prefix}manager_id", Value(0)),
+            "p": Coalesce(f"{prefix}partner_id", Value(0)),
+        }
+
+    names = ["d", "c", "a_s", "a_d", "g", "m", "p"]
+    leads = (
+        Client.objects.filter(spot_id=spot_id)
+        .annotate(d=TruncDate("created", tzinfo=tz), gp=Value(0), **dims(""))
+        .values("gp", *names)
+        .annotate(n=Count("id"), s=Value(ZERO), u=Value(0))
+        .order_by()
+    )
+    yield CLICK, leads
+    counted = Conversion.objects.filter(spot_id=spot_id).exclude(status=STATUS_REJECTED)
+    unrated = Q(reported_amount__isnull=True) & ~Q(amount=0)
+    for basis, moment in ((CONVERSION, "created"), (CLICK, "client__created")):
+        yield (
+            basis,
+            (
+                counted.annotate(
+                    d=TruncDate(moment, tzinfo=tz), gp=F("goal_id"), **dims("client__")
+                )
+                .values("gp", *names)
+                .annotate(
+                    n=Count("id"),
+                    s=Coalesce(Sum("reported_amount"), Value(ZERO)),
+                    u=Count("id", filter=unrated),
+                )
+                .order_by()
+            ),
+        )
+
+
+def insert_grouped(grain, basis, spot_id, query):
+    q = connection.ops.quote_name
+    sql, params = query.query.sql_with_params()
+    columns = ", ".join(q(c) for c in [*KEY, *SUMS])
+    picked = (
+        "d, %s, gp, COALESCE(c, ''), COALESCE(a_s, ''), COALESCE(a_d, ''), COALESCE(g, ''), m, p"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {q(DailyStat._meta.db_table)} ({columns}) "
+            f"SELECT %s, %s, {picked}, n, s, u FROM ({sql}) grouped",
+            [grain, basis, spot_id, *params],
+        )
+
+
+def insert_coarse(grain, kept, spot_id):
+    """A coarse grain's rows, summed from the finest grain's."""
+    q = connection.ops.quote_name
+    table = q(DailyStat._meta.db_table)
+    dims = [
+        q(column) if name in kept else ("''" if isinstance(blank, str) else "0")
+        for name, column, blank in zip(DIMS, KEY[5:], BLANK, strict=True)
+    ]
+    grouped = ["basis", "day", q("spot_id"), q("goal_pk")] + [
+        q(c) for c, n in zip(KEY[5:], DIMS, strict=True) if n in kept
+    ]
+    sums = ", ".join(f"SUM({q(c)})" for c in SUMS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({', '.join(q(c) for c in [*KEY, *SUMS])}) "
+            f"SELECT %s, basis, day, {q('spot_id')}, {q('goal_pk')}, {', '.join(dims)}, {sums} "
+            f"FROM {table} WHERE grain = %s AND {q('spot_id')} = %s GROUP BY {', '.join(grouped)}",
+            [grain, FINEST, spot_id],
+        )

@@ -11,8 +11,13 @@ import math
 import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-CENT = Decimal("0.01")
-MAX_AMOUNT = Decimal("99999999999999.99")  # what Conversion.amount (16 digits, 2 places) holds
+from django.conf import settings
+
+# Amounts keep 8 decimal places: crypto payouts and fractional-cent CPA rates.
+AMOUNT_PLACES = 8
+QUANTUM = Decimal(1).scaleb(-AMOUNT_PLACES)
+MAX_AMOUNT = Decimal("99999999999999999999.99999999")  # Conversion.amount: 28 digits, 8 places
+MIN_RATE = Decimal("0.000000000001")  # ExchangeRate.rate: 12 places
 # Characters of a number's text. Longer is refused before parsing: a million
 # digits overflow Decimal's context as soon as they are rounded, and no
 # amount, id or field value needs a hundred.
@@ -111,12 +116,31 @@ def parse_decimal(text):
 
 
 def parse_amount(text):
-    """A money amount rounded to cents; raises ValueError when not a number or too big."""
+    """A money amount to 8 places; raises ValueError when not a number or too big."""
     value = parse_decimal(text)
     # Check before rounding: quantize() of a 30-digit number overflows the context.
     if abs(value) > MAX_AMOUNT:
         raise ValueError(f"{shown(text)} is too large an amount")
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+    return value.quantize(QUANTUM, rounding=ROUND_HALF_UP)
+
+
+def reporting_currency():
+    return settings.REPORTING_CURRENCY
+
+
+def plain(amount):
+    """An amount as people write it: 12.5, not 12.50000000 nor 1.25E+1; '' for None."""
+    if amount is None:
+        return ""
+    text = format(Decimal(amount).normalize(), "f")
+    return "0" if text in ("-0", "0") else text
+
+
+def money(amount):
+    """An amount with its decimals and at least cents (12.50, 0.00012345), as
+    networks send them: what macros give back."""
+    amount = Decimal(amount or 0).normalize()
+    return format(amount, "f") if amount.as_tuple().exponent < -2 else f"{amount:.2f}"
 
 
 def parse_currency(text):

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from crm.http import TooBig, Unreadable, client_addr, read_body
 from crm.models import Client, CustomFieldValue
-from crm.values import clean_text
+from crm.values import clean_text, plain
 from postbacks import waiting
 from postbacks.fanout import announce
 from postbacks.incoming_params import (
@@ -249,6 +249,10 @@ def accept(row, spot, query, body):
             click_id=click_id[:255],
         )
     client.spot = spot  # with its goals
+    if partner is not None and client.partner_id is None:
+        # Statistics group a client under the partner of its first postback.
+        client.partner = partner
+        client.save(update_fields=["partner"])
     warnings += apply_player_id(client, params)
     warnings += apply_fields(client, params)
     try:
@@ -257,6 +261,7 @@ def accept(row, spot, query, body):
         )
     except Goal.DoesNotExist as e:
         raise Rejected(400, f"This spot cannot record the event {event!r}: {e}") from e
+    warnings += unrated_warning(conversion)
     outcome = Outcome(200, how if how != "created" else "accepted", warnings=warnings)
     outcome.client, outcome.conversion = client, conversion
     outcome.plain = (partner.plain_answer if partner else "") or spot.plain_answer
@@ -264,12 +269,24 @@ def accept(row, spot, query, body):
     if how == "updated":
         outcome.notes.append(
             f"Updated conversion {conversion.pk}: status {conversion.status}, "
-            f"amount {conversion.amount}."
+            f"amount {plain(conversion.amount)}."
         )
     return outcome
 
 
 # -- applying --------------------------------------------------------------
+
+
+def unrated_warning(conversion):
+    if conversion.reported_amount is not None:
+        return []
+    currency, reporting = conversion.currency, settings.REPORTING_CURRENCY
+    return [
+        f"No exchange rate from {reporting} to {currency} on or before "
+        f"{timezone.localdate(conversion.created)}: the amount is kept in {currency} and counted "
+        f"in {reporting} once rates are imported (manage.py import_rates, then "
+        "manage.py revalue_conversions)."
+    ]
 
 
 def find_client(spot, click_id, lock=False):

@@ -10,6 +10,7 @@ from urllib.parse import quote, urlencode
 
 from django.conf import settings
 
+from crm import values
 from postbacks.render import Request
 
 
@@ -156,7 +157,7 @@ def yandex(pixel, conversion, event, delivery_id):
     csv = (
         f"{column},Target,DateTime,Price,Currency\n"
         f"{user},{event},{_event_time(conversion)},"
-        f"{conversion.amount},{conversion.currency}\n"
+        f"{values.money(conversion.amount)},{conversion.currency}\n"
     )
     boundary = f"----delivery{str(delivery_id).replace('-', '')}"
     body = (

@@ -17,7 +17,7 @@ def test_load_demo_makes_a_living_spot(db, capsys):
     assert OutgoingPostback.objects.get(spot=spot).url.startswith("http://127.0.0.1:8000/demo/")
     assert Delivery.objects.filter(spot=spot).exists()
     today = timezone.localdate()
-    rep = report.build(today - timezone.timedelta(days=13), today, "conversion", "campaign")
+    rep = report.build(report.Query(today - timezone.timedelta(days=13), today))
     assert rep.total.leads == 30
     assert rep.total.counts["reg"] == Conversion.objects.filter(goal__token="reg").count()
     assert "Demo loaded" in capsys.readouterr().out

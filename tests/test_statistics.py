@@ -1,7 +1,9 @@
 import csv
 import datetime
 import io
+import re
 from decimal import Decimal
+from html import unescape
 
 import pytest
 from django.core.management import call_command
@@ -12,10 +14,11 @@ from crm.models import Client, Conversion, DailyStat
 
 
 def rollup():
-    """{(basis, day, goal_pk, campaign, geo, manager): (count, amount)} without zero rows."""
+    """{(basis, day, goal_pk, campaign, geo, manager): (count, amount)} of the finest
+    grain, without zero rows."""
     return {
         (s.basis, s.day, s.goal_pk, s.campaign, s.geo, s.manager_pk): (s.count, s.amount)
-        for s in DailyStat.objects.all()
+        for s in DailyStat.objects.filter(grain="*")
         if s.count or s.amount
     }
 
@@ -88,13 +91,13 @@ def test_click_date_and_conversion_date_reports_differ_for_late_deposits(spot, l
     call_command("rebuild_stats")
     today = timezone.localdate()
     start = today - datetime.timedelta(days=5)
-    by_conv = report.build(start, today, "conversion", "campaign", spot)
-    by_click = report.build(start, today, "click", "campaign", spot)
-    assert {(r.day, r.counts.get("dep", 0), r.leads) for r in by_conv.rows} == {
+    by_conv = report.build(report.Query(start, today, "conversion", ["day"], spot))
+    by_click = report.build(report.Query(start, today, "click", ["day"], spot))
+    assert {(r.keys[0], r.counts.get("dep", 0), r.leads) for r in by_conv.rows} == {
         (today, 1, 0),
         (today - datetime.timedelta(days=3), 0, 1),
     }
-    assert {(r.day, r.counts.get("dep", 0), r.leads) for r in by_click.rows} == {
+    assert {(r.keys[0], r.counts.get("dep", 0), r.leads) for r in by_click.rows} == {
         (today - datetime.timedelta(days=3), 1, 1)
     }
 
@@ -116,38 +119,42 @@ def traffic(spot):
 
 def test_the_report_has_leads_goals_rates_and_revenue_per_dimension(traffic):
     today = timezone.localdate()
-    rep = report.build(today, today, "conversion", "geo")
+    rep = report.build(report.Query(today, today, group=["geo"]))
     assert report.header(rep) == [
-        "Day",
-        "Spot",
         "Geo",
         "Leads",
         "Registration count",
         "First deposit count",
-        "First deposit sum",
+        "First deposit sum (USD)",
         "Repeat deposit count",
         "Reg per lead",
         "Dep per reg",
-        "Revenue",
+        "Redep per dep",
+        "Revenue (USD)",
+        "Revenue per lead (USD)",
     ]
-    rows = {r.dim: report.cells(rep, r) for r in rep.rows}
-    day = today.isoformat()
-    assert rows["BR"] == [day, "Casino bot", "BR", "2", "0", "0", "0.00", "0", "0.0%", "", "0.00"]
-    assert rows["DE"] == [
-        day, "Casino bot", "DE", "2", "2", "1", "100.00", "0", "100.0%", "50.0%", "100.00",
-    ]  # fmt: skip
-    assert report.cells(rep, rep.total)[3:5] == ["4", "2"]
+    rows = {r.labels[0]: report.cells(rep, r) for r in rep.rows}
+    assert rows["BR"] == ["BR", "2", "0", "0", "0", "0", "0.0%", "", "", "0", "0"]
+    assert rows["DE"] == ["DE", "2", "2", "1", "100", "0", "100.0%", "50.0%", "0.0%", "100", "50"]
+    assert report.cells(rep, rep.total)[:3] == ["Total", "4", "2"]
+    # Sorted by revenue by default: DE first.
+    assert [r.labels[0] for r in rep.rows] == ["DE", "BR"]
 
 
 def test_the_statistics_page_shows_the_table_and_an_svg_chart(admin_client, traffic):
-    page = admin_client.get(
-        "/admin/crm/dailystat/?dimension=campaign&basis=conversion"
-        f"&date_from={timezone.localdate()}&date_to={timezone.localdate()}"
+    today = timezone.localdate()
+    by_day = admin_client.get(
+        f"/admin/crm/dailystat/?group=day&basis=conversion&date_from={today}&date_to={today}"
     )
-    html = page.content.decode()
-    assert page.status_code == 200
+    assert by_day.status_code == 200
+    html = by_day.content.decode()
     assert '<svg id="stats-chart"' in html and 'data-label="Leads"' in html
-    assert "<td>c1</td>" in html and "<td>c2</td>" in html
+    by_campaign = admin_client.get(
+        f"/admin/crm/dailystat/?group=campaign&basis=conversion&date_from={today}&date_to={today}"
+    ).content.decode()
+    # Without days the chart ranks the rows: one bar per campaign.
+    assert by_campaign.count('class="bar"') == 2 and 'data-label="c1"' in by_campaign
+    assert '">c1</a></td>' in by_campaign and '">c2</a></td>' in by_campaign
 
 
 def test_bad_filter_input_shows_an_error_not_a_500(admin_client, traffic):
@@ -156,22 +163,44 @@ def test_bad_filter_input_shows_an_error_not_a_500(admin_client, traffic):
     assert "Enter a valid date" in page.content.decode()
     backwards = admin_client.get("/admin/crm/dailystat/?date_from=2026-02-10&date_to=2026-02-01")
     assert "is after" in backwards.content.decode()
+    for odd in (
+        "group=nope",
+        "group=geo&then=geo",
+        "manager=abc",
+        "sort=zzz",
+        "campaign=" + "x" * 500,
+    ):
+        assert admin_client.get(f"/admin/crm/dailystat/?{odd}").status_code == 200
+        assert admin_client.get(f"/admin/crm/dailystat/csv/?{odd}").status_code == 200
 
 
-def test_the_csv_matches_the_page(admin_client, traffic):
-    today = timezone.localdate()
-    query = f"dimension=geo&basis=click&date_from={today}&date_to={today}"
+def page_lines(admin_client, query):
+    """The table's lines as the page shows them, tags stripped."""
     html = admin_client.get(f"/admin/crm/dailystat/?{query}").content.decode()
+    body = html.split('<table id="stats-table"')[1].split("</table>")[0]
+    lines = []
+    for tr in re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S):
+        cells = [
+            re.sub(r"<[^>]+>", "", td) for td in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", tr, re.S)
+        ]
+        lines.append([unescape(c).replace(" ▼", "").replace(" ▲", "") for c in cells])
+    return lines
+
+
+def csv_lines(admin_client, query):
     response = admin_client.get(f"/admin/crm/dailystat/csv/?{query}")
     assert response["Content-Type"].startswith("text/csv")
-    rows = list(csv.reader(io.StringIO(response.content.decode())))
-    rep = report.build(today, today, "click", "geo")
-    assert rows[0] == report.header(rep)
-    assert rows[1:] == [report.cells(rep, r) for r in rep.rows] + [report.cells(rep, rep.total)]
-    for row in rows[1:]:
-        assert "".join(f"<td>{c}</td>" for c in row[:4]) in html.replace(
-            "<td><strong>", "<td>"
-        ).replace("</strong></td>", "</td>")
+    return list(csv.reader(io.StringIO(response.content.decode())))
+
+
+@pytest.mark.parametrize(
+    "grouping",
+    ["group=geo&basis=click", "group=campaign&then=geo&sort=-leads", "group=day&then=geo"],
+)
+def test_the_csv_has_exactly_the_lines_of_the_page(admin_client, traffic, grouping):
+    today = timezone.localdate()
+    query = f"{grouping}&date_from={today}&date_to={today}"
+    assert csv_lines(admin_client, query) == page_lines(admin_client, query)
 
 
 def test_the_statistics_page_needs_a_staff_login(client, db):
@@ -183,24 +212,42 @@ def test_the_statistics_page_needs_a_staff_login(client, db):
 def test_the_chart_renders_in_a_browser(admin_page, live_server, spot):
     lead = Client.objects.create(spot=spot, advert_campaign_id="c9")
     lead.record_conversion("registration")
-    admin_page.goto(f"{live_server.url}/admin/crm/dailystat/")
+    admin_page.goto(f"{live_server.url}/admin/crm/dailystat/?group=day")
     chart = admin_page.locator("svg#stats-chart")
     assert chart.is_visible()
     box = chart.bounding_box()
     assert box["width"] > 300 and box["height"] > 100
     assert admin_page.locator("svg#stats-chart polyline.series").count() >= 2
-    assert admin_page.locator("#stats-table tbody td", has_text="c9").count() == 1
+
+
+@pytest.mark.browser
+def test_a_campaign_row_drills_down_to_its_days(admin_page, live_server, spot):
+    today = timezone.localdate()
+    for campaign, days_ago in (("c9", 0), ("c9", 2), ("c8", 1)):
+        lead = Client.objects.create(spot=spot, advert_campaign_id=campaign)
+        Client.objects.filter(pk=lead.pk).update(
+            created=timezone.now() - datetime.timedelta(days=days_ago)
+        )
+    call_command("rebuild_stats")
+    admin_page.goto(f"{live_server.url}/admin/crm/dailystat/?group=campaign&basis=click")
+    admin_page.locator("#stats-table a.drill", has_text="c9").click()
+    admin_page.wait_for_url("**group=day**")
+    assert admin_page.locator("#stats-filters").inner_text().startswith("Only Campaign c9")
+    days = admin_page.locator("#stats-table tbody tr td:first-child").all_inner_texts()
+    assert days == [today.isoformat(), (today - datetime.timedelta(days=2)).isoformat()]
+    assert admin_page.locator("svg#stats-chart polyline.series").count() >= 1
 
 
 def test_long_reports_are_paged_and_the_csv_has_every_row(admin_client, spot, monkeypatch):
     for n in range(5):
         Client.objects.create(spot=spot, advert_campaign_id=f"c{n}")
     monkeypatch.setattr(admin_stats, "PAGE_SIZE", 2)
-    first = admin_client.get("/admin/crm/dailystat/?dimension=campaign").content.decode()
-    third = admin_client.get("/admin/crm/dailystat/?dimension=campaign&p=3").content.decode()
-    assert "rows 1–2 of 5" in first and "<td>c0</td>" in first and "<td>c2</td>" not in first
-    assert "rows 5–5 of 5" in third and "<td>c4</td>" in third
-    csv_rows = admin_client.get("/admin/crm/dailystat/csv/?dimension=campaign").content.decode()
+    first = admin_client.get("/admin/crm/dailystat/?group=campaign&sort=campaign").content.decode()
+    third = admin_client.get("/admin/crm/dailystat/?group=campaign&sort=campaign&p=3")
+    third = third.content.decode()
+    assert "lines 1–2 of 5" in first and '">c0</a>' in first and '">c2</a>' not in first
+    assert "lines 5–5 of 5" in third and '">c4</a>' in third
+    csv_rows = admin_client.get("/admin/crm/dailystat/csv/?group=campaign").content.decode()
     assert len(csv_rows.strip().splitlines()) == 1 + 5 + 1
 
 

@@ -37,7 +37,7 @@ _current = threading.local()
 
 class GoalInline(admin.TabularInline):
     model = Goal
-    fields = ["name", "token", "aliases", "order", "show_count", "show_sum"]
+    fields = ["name", "token", "aliases", "order", "show_count", "show_sum", "revenue"]
     extra = 0
     show_change_link = True
 
@@ -213,7 +213,7 @@ class SpotAdmin(admin.ModelAdmin):
 
 @admin.register(Goal)
 class GoalAdmin(admin.ModelAdmin):
-    list_display = ["name", "token", "spot", "aliases", "show_count", "show_sum"]
+    list_display = ["name", "token", "spot", "aliases", "show_count", "show_sum", "revenue"]
     list_filter = ["spot"]
     search_fields = ["name", "token", "aliases"]
     list_select_related = ["spot"]
@@ -224,7 +224,7 @@ class GoalAdmin(admin.ModelAdmin):
             {"fields": ["facebook_event", "tiktok_event", "google_event", "yandex_event"]},
         ),
         ("Forwarding", {"fields": ["external_postback"]}),
-        ("Statistics", {"fields": ["show_count", "show_sum"]}),
+        ("Statistics", {"fields": ["show_count", "show_sum", "revenue"]}),
         ("CRM", {"fields": ["message_template"]}),
     ]
 

@@ -30,6 +30,7 @@ CONVERSION_STATUSES = [
 # The goals every spot starts with, and the event words networks send for them.
 # "sale" means dep for a client without a deposit and redep after that (seed 003:
 # "resale, or sale + tid"); the endpoint makes that choice.
+REVENUE_GOALS = {"dep", "redep"}
 DEFAULT_GOALS = [
     ("reg", "Registration", "registration"),
     ("dep", "First deposit", "sale, first_deposit"),
@@ -189,6 +190,7 @@ class Spot(CallerRules):
     def create_default_goals(self):
         for order, (token, name, aliases) in enumerate(DEFAULT_GOALS):
             defaults = {"name": name, "aliases": aliases, "order": order}
+            defaults["revenue"] = token in REVENUE_GOALS
             if token == LEAD:
                 defaults["show_count"] = False
             Goal.objects.get_or_create(spot=self, token=token, defaults=defaults)
@@ -284,6 +286,12 @@ class Goal(models.Model):
     )
     show_count = models.BooleanField(default=True, help_text="Show the count in statistics.")
     show_sum = models.BooleanField(default=False, help_text="Show the sum in statistics.")
+    revenue = models.BooleanField(
+        "counts as revenue",
+        default=False,
+        help_text="Add this goal's amounts into Revenue in statistics: deposits are revenue; "
+        "registrations, payouts and withdrawals are not.",
+    )
     message_template = models.TextField(
         blank=True,
         validators=[validate_macros],

@@ -131,6 +131,11 @@ AUTH_PASSWORD_VALIDATORS = [
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+# The currency statistics sum revenue in; each conversion also keeps its own
+# (crm.rates converts at the rate of its day).
+REPORTING_CURRENCY = env.str("REPORTING_CURRENCY", default="USD").upper()
+if len(REPORTING_CURRENCY) != 3 or not REPORTING_CURRENCY.isalpha():
+    raise ImproperlyConfigured("REPORTING_CURRENCY must be a three-letter code, e.g. USD.")
 USE_I18N = True
 USE_TZ = True
 
