@@ -178,7 +178,8 @@ def build(query):
             n, amount = numbers[2 * k], numbers[2 * k + 1]
             if n:
                 row.counts[token], row.sums[token] = n, amount or ZERO
-        found.append(row)
+        if row.leads or row.counts or row.unrated:  # rows a move emptied stay in the rollup
+            found.append(row)
     total = Row((), ("Total",))
     for row in found:
         total.add(row)
