@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -163,10 +164,10 @@ def test_gunicorn_stores_and_processes_a_chunked_post(gunicorn, spot, lead):
     assert (row.method, row.body) == ("POST", b"".join(parts).decode())
     assert (row.status, row.http_status) == (IncomingPostback.ACCEPTED, 200)
     conversion = Conversion.objects.get()
-    assert (conversion.client, conversion.goal.token, str(conversion.amount)) == (
+    assert (conversion.client, conversion.goal.token, conversion.amount) == (
         lead,
         "dep",
-        "12.50",
+        Decimal("12.5"),
     )
     assert row.conversion == conversion
 
