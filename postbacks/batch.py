@@ -205,10 +205,7 @@ class Pipeline:
         sent = [(d, req, result) for d, req, result in ended if result is not None]
         judged = [(d, req, result, *sender.judge(result, d.postback)) for d, req, result in sent]
         with transaction.atomic():
-            DeliveryAttempt.objects.bulk_create(
-                delivery.attempt_row(d, req, result, ok, reason, number=d.logged + 1)
-                for d, req, result, ok, reason in judged
-            )
+            delivery.insert_attempts([(*send, send[0].logged + 1) for send in judged])
             self.succeeded([d for d, _, _, ok, _ in judged if ok])
             for d, _, result, ok, reason in judged:
                 if not ok:
