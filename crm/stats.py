@@ -252,19 +252,26 @@ def connect():
     post_delete.connect(conversion_deleted, sender=Conversion, dispatch_uid="stats_conv_deleted")
 
 
-def rebuild_spot(spot_id):
+# Statements of a spot's rebuild after its delete: three groupings of the
+# rows, then one per coarse grain (what a progress bar counts).
+REBUILD_STEPS = 3 + len(GRAINS) - 1
+
+
+def rebuild_spot(spot_id, advance=lambda: None):
     """Recompute one spot's rollup rows from its clients and conversions, in SQL.
 
     The finest grain is grouped from the rows; the coarse grains from it.
-    Returns the number of rollup rows written.
+    `advance` is called after each step. Returns the number of rows written.
     """
     with transaction.atomic():
         DailyStat.objects.filter(spot_id=spot_id).delete()
         for basis, query in finest_queries(spot_id):
             insert_grouped(FINEST, basis, spot_id, query)
+            advance()
         for grain, kept in GRAINS.items():
             if grain != FINEST:
                 insert_coarse(grain, kept, spot_id)
+                advance()
         return DailyStat.objects.filter(spot_id=spot_id).count()
 
 

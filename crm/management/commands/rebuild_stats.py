@@ -23,10 +23,9 @@ class Command(BaseCommand):
             if not spots.exists():
                 raise CommandError(f"No spot with the slug {options['spot']!r}.")
         ids = list(spots.values_list("pk", flat=True))
-        progress = Progress(len(ids), "Rebuilding statistics", self.stderr)
+        progress = Progress(len(ids) * stats.REBUILD_STEPS, "Rebuilding statistics", self.stderr)
         rows = 0
         for spot_id in ids:
-            rows += stats.rebuild_spot(spot_id)
-            progress.advance()
+            rows += stats.rebuild_spot(spot_id, progress.advance)
         progress.finish()
         self.stdout.write(self.style.SUCCESS(f"{rows} statistics rows for {len(ids)} spot(s)."))
