@@ -462,8 +462,28 @@ class MessageAdmin(VisibleRowsMixin, BigTableAdmin):
         super().save_model(request, obj, form, change)
 
 
+class ExchangeRateForm(forms.ModelForm):
+    class Meta:
+        model = ExchangeRate
+        fields = ["day", "currency", "rate"]
+
+    def clean(self):
+        data = super().clean()
+        # The unique key holds `base`, which the form does not edit: check it here.
+        base = self.instance.base or settings.REPORTING_CURRENCY
+        taken = ExchangeRate.objects.filter(
+            base=base, currency=data.get("currency"), day=data.get("day")
+        ).exclude(pk=self.instance.pk)
+        if taken.exists():
+            raise forms.ValidationError(
+                f"There is a rate of {data['currency']} on {data['day']} already: edit that one."
+            )
+        return data
+
+
 @admin.register(ExchangeRate)
 class ExchangeRateAdmin(admin.ModelAdmin):
+    form = ExchangeRateForm
     list_display = ["day", "currency", "rate_shown", "base"]
     list_filter = ["currency", "base"]
     date_hierarchy = "day"

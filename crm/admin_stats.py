@@ -95,7 +95,7 @@ def read_filters(get):
             continue
         value = get[name][:200]
         if report.COLUMN[name].endswith("_pk"):
-            if not value.isdigit():
+            if not value.isdigit() or len(value) > 18:
                 continue  # not an id: no such row can match, show the unfiltered report
             value = int(value)
         found[name] = value

@@ -145,6 +145,9 @@ def test_a_rate_is_edited_in_the_admin_with_form_errors(admin_client, db):
     assert good.status_code == 302
     listing = admin_client.get("/admin/crm/exchangerate/").content.decode()
     assert "1 USD = 0.95 EUR" in listing
+    again = admin_client.post(url, {"day": "2026-12-01", "currency": "EUR", "rate": "0.9"})
+    assert again.status_code == 200 and "already" in again.content.decode()
+    assert ExchangeRate.objects.get().rate == Decimal("0.95")
 
 
 def test_only_revenue_goals_count_as_revenue(spot, lead, admin_client):

@@ -167,6 +167,7 @@ def test_bad_filter_input_shows_an_error_not_a_500(admin_client, traffic):
         "group=nope",
         "group=geo&then=geo",
         "manager=abc",
+        "partner=" + "9" * 30,
         "sort=zzz",
         "campaign=" + "x" * 500,
     ):
