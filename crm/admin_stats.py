@@ -139,8 +139,15 @@ def table(get, rep, lines):
         toggled = column if current == f"-{column}" else f"-{column}"
         arrow = {f"-{column}": " ▼", column: " ▲"}.get(current, "")
         head.append({"title": title + arrow, "link": link(get, sort=toggled)})
+    # The link sits on a line's own last value: a group's name on its total,
+    # the second value on the lines under it (the first is the group's, greyed).
     body = [
-        {"cells": report.cells(rep, row), "link": drill(get, rep, row), "subtotal": row.subtotal}
+        {
+            "cells": report.cells(rep, row),
+            "link": drill(get, rep, row),
+            "subtotal": row.subtotal,
+            "linked": len(row.keys) - 1,
+        }
         for row in lines
     ]
     return head, body
@@ -196,6 +203,7 @@ class StatisticsAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
             "form": form,
             "head": head,
+            "dims": len(query.group),
             "rows": body,
             "page": page,
             "page_query": link(request.GET),

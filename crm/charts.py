@@ -80,14 +80,14 @@ def line_chart(days, series):
 
 def bar_chart(title, bars):
     """`bars` is [(label, value, value as text)], drawn as horizontal bars; safe SVG markup."""
-    row_h, label_w = 22, 220
-    height = PAD_T + row_h * max(len(bars), 1) + 8
+    row_h, label_w, top = 22, 220, PAD_T + 16  # room for the title
+    height = top + row_h * max(len(bars), 1) + 8
     highest = max([1, *(v for _, v, _ in bars)])
     plot_w = WIDTH - label_w - PAD_R - 80
 
     def rows():
         for k, (label, value, text_value) in enumerate(bars):
-            y = PAD_T + row_h * k
+            y = top + row_h * k
             text = str(label)
             yield (
                 label_w - 6,
@@ -112,10 +112,14 @@ def bar_chart(title, bars):
     )
     return format_html(
         '<svg id="stats-chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {} {}" '
-        'width="100%" height="{}" role="img" aria-label="{}">{}</svg>',
+        'width="100%" height="{}" role="img" aria-label="{}">'
+        '<text x="{}" y="{}" font-size="12" font-weight="bold">{}</text>{}</svg>',
         WIDTH,
         height,
         height,
+        title,
+        label_w,
+        PAD_T,
         title,
         body,
     )

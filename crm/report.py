@@ -44,6 +44,7 @@ COLUMN = {
 FILTERS = ["campaign", "adset", "ad", "geo", "manager", "partner"]
 MAX_DAYS = 366
 ZERO = Decimal("0")
+CENT = Decimal("0.01")
 RATES = [  # (id, title, part, whole): conversion rates between goals
     ("reg_rate", "Reg per lead", "reg", None),
     ("dep_rate", "Dep per reg", "dep", "reg"),
@@ -117,7 +118,11 @@ def rate(part, whole):
 
 
 def per(amount, n):
-    return None if not n else (amount / n).quantize(values.QUANTUM)
+    """An average amount: to the cent from one unit up, else to 8 places (crypto)."""
+    if not n:
+        return None
+    average = amount / n
+    return average.quantize(CENT if abs(average) >= 1 else values.QUANTUM)
 
 
 @dataclass
@@ -216,8 +221,12 @@ def arrange(rows, query, columns):
             head = groups[row.keys[0]] = Row(row.keys[:1], (row.labels[0], "Total"), subtotal=True)
         head.add(row)
         head.children.append(row)
+    by_first = (query.sort or default_sort(query)) == query.group[0]
     for head in groups.values():
-        head.children.sort(key=key, reverse=query.desc)
+        if by_first:  # one value of the first dimension: its lines in the second's order
+            head.children.sort(key=lambda row: row.labels[1])
+        else:
+            head.children.sort(key=key, reverse=query.desc)
     return sorted(groups.values(), key=key, reverse=query.desc)
 
 

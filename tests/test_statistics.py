@@ -300,3 +300,30 @@ def test_every_grain_gives_what_the_finest_gives_after_moves_and_changes(
     monkeypatch.setattr(report, "grain_for", lambda q: "*")
     assert figures(coarse) == figures(report.build(query))
     assert coarse.total.unrated == 1 and coarse.total.revenue == Decimal("40.12345678")
+
+
+def test_rows_sort_by_any_column_and_groups_total_their_lines(admin_client, traffic):
+    today = timezone.localdate()
+    Client.objects.create(spot=traffic, geo="PL", advert_campaign_id="c2")
+    base = f"/admin/crm/dailystat/?date_from={today}&date_to={today}&group=campaign"
+
+    def first_cells(query):
+        return [r["cells"][:2] for r in admin_client.get(base + query).context["rows"]]
+
+    assert first_cells("&sort=-leads") == [["c2", "3"], ["c1", "2"]]
+    assert first_cells("&sort=leads") == [["c1", "2"], ["c2", "3"]]
+    assert first_cells("") == [["c1", "2"], ["c2", "3"]]  # by revenue, largest first
+    assert first_cells("&sort=-campaign") == [["c2", "3"], ["c1", "2"]]
+    nested = admin_client.get(base + "&then=geo&sort=-leads").context["rows"]
+    assert [r["cells"][:3] for r in nested] == [
+        ["c2", "Total", "3"],
+        ["c2", "BR", "2"],
+        ["c2", "PL", "1"],
+        ["c1", "Total", "2"],
+        ["c1", "DE", "2"],
+    ]
+    assert [r["subtotal"] for r in nested] == [True, False, False, True, False]
+    # The header links toggle the order of their column.
+    head = admin_client.get(base + "&sort=-leads").context["head"]
+    leads = next(h for h in head if h["title"].startswith("Leads"))
+    assert leads["title"] == "Leads ▼" and "sort=leads" in leads["link"]
