@@ -164,7 +164,9 @@ def build(query):
     wanted = Q(basis=DailyStat.CLICK, goal_pk=0) | Q(basis=basis, goal_pk__gt=0)
     rows = (
         DailyStat.objects.filter(wanted, grain=grain_for(query))
-        .filter(day__gte=query.date_from, day__lte=query.date_to, spot__in=spot_names)
+        .filter(day__gte=query.date_from, day__lte=query.date_to)
+        # All spots: no spot condition, which would steer the planner off the key's index.
+        .filter(Q() if query.spot is None else Q(spot=query.spot))
         .filter(**{COLUMN[d]: v for d, v in query.filters.items()})
         .filter(Q() if query.manager is None else Q(manager_pk=query.manager))
         .values(*dims)
@@ -252,8 +254,8 @@ def report_columns(goals):
     shown = {}
     for g in goals:
         if g.show_count or g.show_sum:
-            count, total = shown.get(g.token, (False, False))
-            shown[g.token] = (count or g.show_count, total or g.show_sum, g.name)
+            count, total, name = shown.get(g.token, (False, False, g.name))
+            shown[g.token] = (count or g.show_count, total or g.show_sum, name)
     columns = [Column("leads", "Leads")]
     for token, (count, total, name) in shown.items():
         if count:

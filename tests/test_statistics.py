@@ -327,3 +327,21 @@ def test_rows_sort_by_any_column_and_groups_total_their_lines(admin_client, traf
     head = admin_client.get(base + "&sort=-leads").context["head"]
     leads = next(h for h in head if h["title"].startswith("Leads"))
     assert leads["title"] == "Leads ▼" and "sort=leads" in leads["link"]
+
+
+def test_all_spots_share_a_column_per_goal_token(admin_client, traffic):
+    from tracker.models import Spot
+
+    other = Spot.objects.create(name="Other", slug="other")
+    lead = Client.objects.create(spot=other, geo="PL", advert_campaign_id="c9")
+    lead.record_conversion("sale", Decimal("7"), "USD", "o1")
+    today = timezone.localdate()
+    rep = report.build(report.Query(today, today, group=["spot"]))
+    assert report.header(rep).count("First deposit count") == 1
+    assert {r.labels[0]: (r.leads, r.counts["dep"]) for r in rep.rows} == {
+        "Casino bot": (4, 1),
+        "Other": (1, 1),
+    }
+    one = report.build(report.Query(today, today, group=["spot"], spot=other))
+    assert [r.labels[0] for r in one.rows] == ["Other"]
+    assert admin_client.get("/admin/crm/dailystat/?group=spot").status_code == 200
