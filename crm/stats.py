@@ -107,18 +107,10 @@ def apply(minus, plus):
         add(changed)
 
 
+# The rollup's key columns, in the order of its unique constraint (where they are listed).
 KEY = [
-    "grain",
-    "basis",
-    "day",
-    "spot_id",
-    "goal_pk",
-    "campaign",
-    "adset",
-    "ad",
-    "geo",
-    "manager_pk",
-    "partner_pk",
+    DailyStat._meta.get_field(name).attname
+    for name in next(c for c in DailyStat._meta.constraints if c.name == "daily_stat_key").fields
 ]
 SUMS = ["count", "amount", "unrated"]
 
