@@ -92,8 +92,8 @@ def read_file(stream, base):
         raise BadFile("The file is empty or its first line is blank.")
     head = [cell.strip().upper() for cell in first]
     wide = head[0] == "DATE" and (len(head) < 2 or head[1] != "CURRENCY")
-    if head[0] != "DATE":
-        yield [plain_row(first, 1)]
+    # One item per line, the header's empty: a progress bar counts lines.
+    yield [] if head[0] == "DATE" else [plain_row(first, 1)]
     for line, row in enumerate(rows, start=2):
         if not any(cell.strip() for cell in row):
             yield []

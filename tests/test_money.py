@@ -68,7 +68,8 @@ def test_amounts_take_the_rate_of_their_day_or_the_latest_before_and_wait_for_mi
     # Per US dollar: 1 / 1.25 euro on day 1, 1 / 1.10 on day 3; the yen likewise.
     assert ExchangeRate.objects.get(day=day(1), currency="EUR").rate == Decimal("0.8")
     assert ExchangeRate.objects.get(day=day(3), currency="JPY").rate == Decimal("136.363636363636")
-    assert "Storing rates" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "Reading rates" in err and "100% 3/3" in err and "Storing rates" in err
 
     today = postback(client, spot, lead, "dep", "10", "EUR", "t1")
     assert today["warnings"] == []
