@@ -41,7 +41,7 @@ COLUMN = {
     "partner": "partner_pk",
 }
 # Dimensions a report may be filtered on (a drill-down); day and spot have their own fields.
-FILTERS = ["campaign", "adset", "ad", "geo", "manager", "partner"]
+FILTERS = list(stats.DIMS)
 MAX_DAYS = 366
 ZERO = Decimal("0")
 CENT = Decimal("0.01")

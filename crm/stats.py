@@ -1,7 +1,9 @@
 """Keeps the statistics rollup (crm.DailyStat) in step with clients and conversions.
 
 Every lead adds 1 to its click day; every counted (not rejected) conversion adds
-1 and its amount to its conversion day and to its client's click day. A change
+1 and its amount in the reporting currency (or 1 to `unrated` while its
+currency has no rate) to its conversion day and to its client's click day,
+at every grain (GRAINS below). A change
 is applied as a difference: the old contribution out, the new one in, inside
 the same transaction as the change, so the rollup never drifts from the rows
 it summarises. Bulk writes (QuerySet.update, bulk_create) bypass the signals;
