@@ -23,6 +23,7 @@ from crm import values
 from crm.links import client_links
 from crm.models import (
     ADVERT_KEYS,
+    UNRATED,
     Client,
     Conversion,
     CustomField,
@@ -135,10 +136,7 @@ def list_annotations():
             approved.filter(goal__revenue=True).annotate(s=Sum("reported_amount")).values("s")
         ),
         "unrated": Subquery(
-            approved.filter(goal__revenue=True, reported_amount__isnull=True)
-            .exclude(amount=0)
-            .annotate(n=Count("pk"))
-            .values("n")
+            approved.filter(UNRATED, goal__revenue=True).annotate(n=Count("pk")).values("n")
         ),
         # GREATEST is NULL with a NULL argument on SQLite: each side falls back to the other.
         "last_event": Greatest(

@@ -320,6 +320,11 @@ class Message(models.Model):
         return f"{self.get_kind_display()}: {self.text[:60]}"
 
 
+# A conversion whose amount has no rate to the reporting currency yet (a zero
+# amount needs none): counted, flagged, revalued once rates arrive.
+UNRATED = Q(reported_amount__isnull=True) & ~Q(amount=0)
+
+
 class Conversion(models.Model):
     # Denormalised from client.spot: statistics filter and group by it without a join.
     spot = models.ForeignKey(Spot, on_delete=models.PROTECT, related_name="conversions")

@@ -30,16 +30,7 @@ DIMENSIONS = {
     "manager": "Manager",
     "partner": "Partner",
 }
-COLUMN = {
-    "day": "day",
-    "spot": "spot_id",
-    "campaign": "campaign",
-    "adset": "adset",
-    "ad": "ad",
-    "geo": "geo",
-    "manager": "manager_pk",
-    "partner": "partner_pk",
-}
+COLUMN = {"day": "day", "spot": "spot_id", **stats.DIM_COLUMNS}
 # Dimensions a report may be filtered on (a drill-down); day and spot have their own fields.
 FILTERS = list(stats.DIMS)
 MAX_DAYS = 366
@@ -67,9 +58,8 @@ class Query:
 
 @dataclass
 class Column:
-    id: str
+    id: str  # "leads", "n:<goal token>" (count), "s:<goal token>" (sum), a rate, "revenue", "rpl"
     title: str
-    goal: str = ""  # the goal token of a count or sum column
 
 
 @dataclass
@@ -259,9 +249,9 @@ def report_columns(goals):
     columns = [Column("leads", "Leads")]
     for token, (count, total, name) in shown.items():
         if count:
-            columns.append(Column(f"n:{token}", f"{name} count", token))
+            columns.append(Column(f"n:{token}", f"{name} count"))
         if total:
-            columns.append(Column(f"s:{token}", f"{name} sum ({currency})", token))
+            columns.append(Column(f"s:{token}", f"{name} sum ({currency})"))
     tokens = set(shown)
     for rid, title, part, whole in RATES:
         if part in tokens and (whole is None or whole in tokens):

@@ -14,12 +14,12 @@ from collections import defaultdict
 from decimal import Decimal
 
 from django.db import connection, transaction
-from django.db.models import Count, F, Q, Sum, Value
+from django.db.models import Count, F, Sum, Value
 from django.db.models.functions import Coalesce, Substr, TruncDate
 from django.db.models.signals import post_delete, post_init, post_save, pre_save
 from django.utils import timezone
 
-from crm.models import Client, Conversion, DailyStat
+from crm.models import UNRATED, Client, Conversion, DailyStat
 from tracker.models import STATUS_REJECTED
 
 CLICK, CONVERSION = DailyStat.CLICK, DailyStat.CONVERSION
@@ -56,7 +56,7 @@ def client_state(client):
 
 def conversion_state(conversion):
     d = conversion.__dict__
-    unrated = d.get("reported_amount") is None and bool(d.get("amount"))
+    unrated = d.get("reported_amount") is None and bool(d.get("amount"))  # models.UNRATED
     return (
         d.get("spot_id"),
         d.get("goal_id"),
@@ -115,6 +115,8 @@ KEY = [
     for name in next(c for c in DailyStat._meta.constraints if c.name == "daily_stat_key").fields
 ]
 SUMS = ["count", "amount", "unrated"]
+# Dimension -> its rollup column (the key's last ones, in DIMS' order).
+DIM_COLUMNS = dict(zip(DIMS, KEY[5:], strict=True))
 
 
 def add(rows):
@@ -293,7 +295,6 @@ def finest_queries(spot_id):
     )
     yield CLICK, leads
     counted = Conversion.objects.filter(spot_id=spot_id).exclude(status=STATUS_REJECTED)
-    unrated = Q(reported_amount__isnull=True) & ~Q(amount=0)
     for basis, moment in ((CONVERSION, "created"), (CLICK, "client__created")):
         yield (
             basis,
@@ -305,7 +306,7 @@ def finest_queries(spot_id):
                 .annotate(
                     n=Count("id"),
                     s=Coalesce(Sum("reported_amount"), Value(ZERO)),
-                    u=Count("id", filter=unrated),
+                    u=Count("id", filter=UNRATED),
                 )
                 .order_by()
             ),
@@ -332,12 +333,10 @@ def insert_coarse(grain, kept, spot_id):
     q = connection.ops.quote_name
     table = q(DailyStat._meta.db_table)
     dims = [
-        q(column) if name in kept else ("''" if isinstance(blank, str) else "0")
-        for name, column, blank in zip(DIMS, KEY[5:], BLANK, strict=True)
+        q(DIM_COLUMNS[name]) if name in kept else ("''" if isinstance(blank, str) else "0")
+        for name, blank in zip(DIMS, BLANK, strict=True)
     ]
-    grouped = ["basis", "day", q("spot_id"), q("goal_pk")] + [
-        q(c) for c, n in zip(KEY[5:], DIMS, strict=True) if n in kept
-    ]
+    grouped = ["basis", "day", q("spot_id"), q("goal_pk")] + [q(DIM_COLUMNS[name]) for name in kept]
     sums = ", ".join(f"SUM({q(c)})" for c in SUMS)
     with connection.cursor() as cursor:
         cursor.execute(

@@ -180,7 +180,9 @@ def send(req, pb, delivery_id=None):
 
 def record_attempt(delivery, req, result, ok, reason, test_of=None, user=None):
     number = (delivery.attempt_log.count() + 1) if delivery else 1
-    row = attempt_row(delivery, req, result, ok, reason, number, test_of, user)
+    row = DeliveryAttempt(
+        **attempt_values(delivery, req, result, ok, reason, number, test_of, user)
+    )
     row.save()
     return row
 
@@ -205,11 +207,6 @@ def attempt_values(delivery, req, result, ok, reason, number, test_of=None, user
         "success": ok,
         "sent_by": user,
     }
-
-
-def attempt_row(*args, **kwargs):
-    """The DeliveryAttempt of one send, not yet saved."""
-    return DeliveryAttempt(**attempt_values(*args, **kwargs))
 
 
 def insert_attempts(sends):

@@ -6,7 +6,7 @@ from django.db import transaction
 
 from crm import rates
 from crm.imports import count_lines
-from crm.models import Conversion
+from crm.models import UNRATED, Conversion
 from tracker.progress import Progress
 
 CHUNK = 5000
@@ -33,7 +33,7 @@ class Command(BaseCommand):
                 progress.advance(rates.store(found[start : start + CHUNK], base))
         progress.finish()
         self.stdout.write(self.style.SUCCESS(f"{len(found)} rate(s) per {base} stored."))
-        missing = Conversion.objects.filter(reported_amount__isnull=True).count()
+        missing = Conversion.objects.filter(UNRATED).count()
         if missing:
             self.stdout.write(
                 f"{missing} conversion(s) have no amount in {base} yet: "

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from crm import rates, stats
-from crm.models import Conversion
+from crm.models import UNRATED, Conversion
 from tracker.progress import Progress
 
 CHUNK = 1000
@@ -44,7 +44,7 @@ class Command(BaseCommand):
 
 
 def unrated():
-    return Conversion.objects.filter(reported_amount__isnull=True).exclude(amount=0)
+    return Conversion.objects.filter(UNRATED)
 
 
 def missing_currencies():
