@@ -195,16 +195,22 @@ class Spot(CallerRules):
                 defaults["show_count"] = False
             Goal.objects.get_or_create(spot=self, token=token, defaults=defaults)
 
+    def goal_list(self):
+        """The spot's goals in order: those loaded with it (the postback endpoint
+        reads them once, with the spot), else read now."""
+        loaded = getattr(self, "loaded_goals", None)
+        return loaded if loaded is not None else list(self.goals.all())
+
     def goal_for_word(self, word):
         """The goal an event word means (token or alias); raises Goal.DoesNotExist."""
         word = word.strip().lower()
-        for goal in self.goals.all():
+        for goal in self.goal_list():
             if word in goal.words:
                 return goal
         raise Goal.DoesNotExist(f"No goal of spot {self} accepts the event {word!r}.")
 
     def accepted_words(self):
-        return [w for goal in self.goals.all() for w in goal.words]
+        return [w for goal in self.goal_list() for w in goal.words]
 
     def next_manager_id(self):
         """The manager whose turn it is to get a new client of this spot, or None.
