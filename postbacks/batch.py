@@ -20,6 +20,7 @@ Design constraints (those of delivery.py hold as well):
 """
 
 import datetime
+import functools
 import logging
 import threading
 import time
@@ -27,10 +28,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
-from django.db.models import Count, F, Min, Q
+from django.db import connection, transaction
+from django.db.models import F, Min, Q
 
-from crm.models import Conversion, CustomFieldValue
+from crm.models import Client, Conversion, CustomFieldValue
 from postbacks import delivery, sender
 from postbacks.models import Delivery, DeliveryAttempt, OutgoingPostback
 from tracker.models import Goal, Pixel, Spot
@@ -71,38 +72,96 @@ def load(ids):
 
     The spots, goals, targets and managers of a batch are few, and a
     conversion's targets (postbacks, pixels) are often several: each is read
-    once and shared by its deliveries."""
-    rows = list(Delivery.objects.filter(pk__in=ids).only(*LOADED).order_by("next_attempt"))
-    logged = DeliveryAttempt.objects.filter(delivery__in=ids).values_list("delivery")
-    counts = dict(logged.annotate(n=Count("pk")).order_by())
-    by_pk = Conversion.objects.select_related("client").in_bulk({d.conversion_id for d in rows})
-    for d in rows:
-        d.conversion = by_pk[d.conversion_id]
-    conversions = list(by_pk.values())
-    clients = [c.client for c in conversions]
-    spots = Spot.objects.in_bulk({c.spot_id for c in clients})
-    managers = get_user_model().objects.in_bulk({c.manager_id for c in clients} - {None})
-    goal_ids = {c.goal_id for c in conversions} | {d.external_goal_id for d in rows}
-    goals = Goal.objects.in_bulk(goal_ids - {None})
-    postbacks = OutgoingPostback.objects.in_bulk({d.postback_id for d in rows} - {None})
-    pixels = Pixel.objects.in_bulk({d.pixel_id for d in rows} - {None})
-    fields = {c.pk: {} for c in clients}
-    values = CustomFieldValue.objects.filter(client__in=fields)
-    for client_id, key, value in values.values_list("client_id", "field__key", "value"):
-        fields[client_id][key] = value
-    for conversion in conversions:
-        client = conversion.client
+    once and shared by its deliveries. The reads are raw SQL built once per
+    size (see rows): at a steady trickle a batch holds one or two
+    deliveries, and the ORM's compiling of these nine queries cost a loop
+    more CPU than the sends."""
+    rows = list(rows_of(Delivery, ids, LOADED, order="next_attempt"))
+    counts = attempt_counts(ids)
+    by_pk = in_bulk(Conversion, {d.conversion_id for d in rows})
+    clients = in_bulk(Client, {c.client_id for c in by_pk.values()})
+    spots = in_bulk(Spot, {c.spot_id for c in clients.values()})
+    managers = in_bulk(get_user_model(), {c.manager_id for c in clients.values()})
+    goals = in_bulk(Goal, {c.goal_id for c in by_pk.values()} | {d.external_goal_id for d in rows})
+    postbacks = in_bulk(OutgoingPostback, {d.postback_id for d in rows})
+    pixels = in_bulk(Pixel, {d.pixel_id for d in rows})
+    fields = field_values(clients)
+    for conversion in by_pk.values():
+        client = conversion.client = clients[conversion.client_id]
         client.spot = spots[client.spot_id]
         client.manager = managers.get(client.manager_id)
         client.loaded_field_values = fields[client.pk]  # what Client.field_values reads
         conversion.goal = goals[conversion.goal_id]
     for d in rows:
+        d.conversion = by_pk[d.conversion_id]
         d.postback = postbacks.get(d.postback_id)
         d.pixel = pixels.get(d.pixel_id)
         d.external_goal = goals.get(d.external_goal_id)
         # Attempts are numbered on from those logged (a resent delivery's count starts anew).
         d.logged = counts.get(d.pk, 0)
     return rows
+
+
+@functools.cache
+def _rows_sql(model, count, columns, order):
+    q = connection.ops.quote_name
+    names = ", ".join(q(c) for c in columns) if columns else "*"
+    marks = ", ".join(["%s"] * count)
+    table, pk = q(model._meta.db_table), q(model._meta.pk.column)
+    sql = f"SELECT {names} FROM {table} WHERE {pk} IN ({marks})"
+    return sql + (f" ORDER BY {q(order)}" if order else "")
+
+
+def _keys(field, pks):
+    return [field.get_db_prep_value(pk, connection) for pk in pks]
+
+
+def rows_of(model, pks, fields=(), order=""):
+    """The rows of `model` with these pks (only `fields` and the pk, if given), as models."""
+    pks = sorted(pk for pk in set(pks) if pk is not None)  # sorted: one statement per size
+    if not pks:
+        return []
+    pk = model._meta.pk
+    columns = (pk.column, *(model._meta.get_field(f).column for f in fields)) if fields else ()
+    sql = _rows_sql(model, len(pks), columns, order)
+    return model.objects.raw(sql, _keys(pk, pks))
+
+
+def in_bulk(model, pks):
+    """{pk: instance}, as QuerySet.in_bulk gives, without compiling a query."""
+    return {obj.pk: obj for obj in rows_of(model, pks)}
+
+
+def attempt_counts(ids):
+    """{delivery id: attempts logged}."""
+    field = DeliveryAttempt._meta.get_field("delivery")
+    q = connection.ops.quote_name
+    sql = (
+        f"SELECT {q(field.column)}, COUNT(*) FROM {q(DeliveryAttempt._meta.db_table)} "
+        f"WHERE {q(field.column)} IN ({', '.join(['%s'] * len(ids))}) GROUP BY {q(field.column)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, _keys(field.target_field, ids))
+        return {field.target_field.to_python(k): n for k, n in cursor.fetchall()}
+
+
+def field_values(clients):
+    """{client pk: {custom field key: value}}."""
+    fields = {pk: {} for pk in clients}
+    if not fields:
+        return fields
+    value, custom = CustomFieldValue._meta, CustomFieldValue._meta.get_field("field").related_model
+    q = connection.ops.quote_name
+    sql = (
+        f"SELECT v.client_id, f.{q('key')}, v.{q('value')} FROM {q(value.db_table)} v "
+        f"JOIN {q(custom._meta.db_table)} f ON f.id = v.field_id "
+        f"WHERE v.client_id IN ({', '.join(['%s'] * len(fields))})"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, list(fields))
+        for client_id, key, text in cursor.fetchall():
+            fields[client_id][key] = text
+    return fields
 
 
 def next_due():
