@@ -326,10 +326,10 @@ UNRATED = Q(reported_amount__isnull=True) & ~Q(amount=0)
 
 @functools.cache
 def _deciding_sql():
-    # Raw SQL, built once: the ORM compiled this query at more CPU than running
-    # it costs, on every postback. %s: the client; the goals whose conversions
-    # decide (the first deposit, the registration; None for none); the goals a
-    # tid may repeat and the tid, twice (none repeats without one).
+    # Raw SQL built once, as the endpoint's other reads (postbacks/incoming.py,
+    # 4.). %s: the client; the goals whose conversions decide (the first
+    # deposit, the registration; None for none); the goals a tid may repeat
+    # and the tid, twice (none repeats without one).
     q = connection.ops.quote_name
     return (
         f"SELECT * FROM {q(Conversion._meta.db_table)} WHERE client_id = %s AND ("

@@ -38,9 +38,10 @@ def skip_reason(postback, conversion):
 
 @functools.cache
 def _postbacks_sql():
-    # Raw SQL, built once: the ORM's query (a join for the goals, DISTINCT, a
-    # join with the spot to order by its name) cost 2 ms of CPU per postback.
-    # %s: the spot, the goal, whether postbacks limited to no goal count.
+    # Raw SQL built once, as the endpoint's reads (postbacks/incoming.py, 4.):
+    # the ORM's (a join for the goals, DISTINCT, a join with the spot to order
+    # by its name) cost 2 ms of CPU per postback. %s: the spot, the goal,
+    # whether postbacks limited to no goal count.
     q = connection.ops.quote_name
     link = OutgoingPostback.goals.through._meta
     own, goal = (q(link.get_field(n).column) for n in ("outgoingpostback", "goal"))

@@ -9,6 +9,11 @@
    replay can never count an event twice.
 3. Bad input is an `Outcome` with a 4xx status and a message naming the
    parameter; only a bug gives a 500, and that is logged on the row too.
+4. The reads every postback makes (its spot and goals, the client, the
+   conversions that decide it, the postbacks it goes to) are raw SQL built
+   once per process, read into models with QuerySet.raw. Django compiles an
+   ORM query anew every time, and for these that cost more CPU than running
+   them: a postback took 13 ms of CPU with them, 6.5 ms without.
 """
 
 import datetime
@@ -222,17 +227,15 @@ def find_spot(token):
     return spot
 
 
-# Raw SQL, built once: the ORM's compiling of these two queries and the
-# prefetch machinery cost more CPU than the rest of finding the spot.
 @functools.cache
-def _spot_sql():
+def _spot_sql():  # raw: see 4. above
     return (
         f"SELECT * FROM {connection.ops.quote_name(Spot._meta.db_table)} WHERE postback_token = %s"
     )
 
 
 @functools.cache
-def _goals_sql():
+def _goals_sql():  # raw, as the spot's: Meta.ordering would join the spot to order by its name
     q = connection.ops.quote_name
     return f"SELECT * FROM {q(Goal._meta.db_table)} WHERE spot_id = %s ORDER BY {q('order')}, id"
 
@@ -319,9 +322,7 @@ def find_client(spot, click_id, lock=False):
 
 
 @functools.cache
-def _find_client_sql(lock):
-    # Raw SQL, built once: compiling this query with the ORM cost more CPU
-    # than running it, on every postback.
+def _find_client_sql(lock):  # raw: see 4. above
     q = connection.ops.quote_name
     locked = " FOR UPDATE" if lock and connection.features.has_select_for_update else ""
     return (

@@ -5,8 +5,9 @@ from decimal import Decimal
 import pytest
 from django.test import override_settings
 
-from crm.models import Conversion, CustomField, Message
+from crm.models import Client, Conversion, CustomField, Message
 from postbacks.models import IncomingPostback
+from tracker.models import Spot
 
 
 def url(spot, query=""):
@@ -92,6 +93,18 @@ def test_the_client_is_found_by_the_team_trackers_click_id(client, spot, lead):
     body = client.get(url(spot, "clickid=trk-1&tracker.event=registration")).json()
     assert body["status"] == "accepted"
     assert Conversion.objects.get().client == lead
+
+
+def test_our_click_id_wins_then_the_newest_client_with_the_trackers(client, spot, lead):
+    Client.objects.create(spot=spot, cl_id="shared")
+    newer = Client.objects.create(spot=spot, cl_id="shared")
+    Client.objects.create(spot=spot, cl_id=lead.click_id)  # a tracker id equal to ours
+    other_spot = Spot.objects.create(name="Other", slug="other")
+    Client.objects.create(spot=other_spot, cl_id="shared")
+    for click_id in ("shared", lead.click_id):
+        query = f"clickid={click_id}&tracker.event=registration"
+        assert client.get(url(spot, query)).json()["status"] == "accepted"
+    assert sorted(c.client_id for c in Conversion.objects.all()) == sorted([newer.pk, lead.pk])
 
 
 def test_a_post_with_a_form_body_or_json_body_works_too(client, spot, lead):

@@ -302,3 +302,20 @@ def test_retry_after_may_be_an_http_date():
     header = later.strftime("%a, %d %b %Y %H:%M:%S GMT")
     assert 110 <= delivery_mod.parse_retry_after(header) <= 120
     assert delivery_mod.parse_retry_after("soon") is None
+
+
+def test_a_postback_goes_out_for_its_goals_or_for_every_goal_but_the_lead(spot, lead):
+    goals = {g.token: g for g in spot.goals.all()}
+    OutgoingPostback.objects.create(spot=spot, name="every", url="https://e.example/")
+    deps = OutgoingPostback.objects.create(spot=spot, name="deps", url="https://d.example/")
+    deps.goals.set([goals["dep"], goals["redep"]])
+    leads = OutgoingPostback.objects.create(spot=spot, name="leads", url="https://l.example/")
+    leads.goals.set([goals["lead"]])
+    other = Client.objects.create(spot=spot, advert_campaign_id="c2")  # a new lead: sent to leads
+    sent = {}
+    for event in ("reg", "sale", "sale"):
+        _, _, deliveries = accept(lead, event)
+        sent[event] = sorted(d.postback.name for d in deliveries)
+    assert sent == {"reg": ["every"], "sale": ["deps", "every"]}
+    lead_deliveries = Delivery.objects.filter(conversion__client=other)
+    assert [d.postback.name for d in lead_deliveries] == ["leads"]
