@@ -1,11 +1,12 @@
-"""Clicks per second, against two reference views.
+"""Clicks per second, against three reference views.
 
     .venv/bin/python bench/clicks.py [--mode both|postgres|sqlite]
 
 For each mode (PostgreSQL + Redis with RQ workers, as in production; and the
 embedded default, a SQLite file and no Redis) it starts gunicorn as the
 README does and measures with wrk, in interleaved rounds: the trivial view
-/bench/ok, the one-query view /bench/one-query and the click
+/bench/ok, the one-query view /bench/one-query, the one-write view
+/bench/one-write (one row stored and committed) and the click
 
     GET /go/<slug>?advert__campaign_id=c1&utm_source=x&fbclid=<unique>
 
@@ -48,8 +49,8 @@ end
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--mode", choices=["both", "postgres", "sqlite"], default="both")
-    # 10 s per measurement x 3 paths x 3 rounds keeps one mode under two
-    # minutes on a 2-core machine: both modes within about 4 minutes.
+    # 10 s per measurement x 4 paths x 3 rounds keeps one mode near two and a
+    # half minutes on a 2-core machine: both modes within about 5 minutes.
     p.add_argument("--seconds", type=int, default=10, help="wrk duration per measurement")
     p.add_argument("--warmup", type=int, default=2, help="unrecorded wrk run per path first")
     p.add_argument("--rounds", type=int, default=3)
@@ -85,6 +86,7 @@ def measure_mode(args):
         urls = {
             "trivial": (f"{base}/bench/ok", None),
             "one-query": (f"{base}/bench/one-query?pk={spot.pk}", None),
+            "one-write": (f"{base}/bench/one-write", None),
             "clicks": (f"{base}/go/{spot.slug}", script),
         }
         sent = []
@@ -133,12 +135,14 @@ def report(args, title, results, problems, load_before, load_after):
     common.table(["path", "req/s", "p50 ms", "p99 ms", "errors"], rows)
     to_one = common.ratio(results, "clicks", "one-query")
     to_trivial = common.ratio(results, "clicks", "trivial")
+    floor = common.ratio(results, "one-write", "one-query")
     print()
     common.table(
         ["", "measured", "target", ""],
         [
             ["clicks ÷ one-query", f"{to_one:.2f}", f">= {TARGET_RATIO}", met(to_one)],
             ["clicks ÷ trivial", f"{to_trivial:.2f}", "", ""],
+            *common.write_rows(results, "clicks"),
         ],
     )
     for problem in problems:
@@ -149,6 +153,7 @@ def report(args, title, results, problems, load_before, load_after):
         "title": title,
         "to_one_query": to_one,
         "to_trivial": to_trivial,
+        "write_floor": floor,
         "p99": common.median(results["clicks"], "p99"),
         "problems": problems,
     }
@@ -161,11 +166,18 @@ def met(ratio):
 def summary(results):
     print("summary")
     common.table(
-        ["mode", f"clicks ÷ one-query (>= {TARGET_RATIO})", "clicks p99 ms", "problems"],
+        [
+            "mode",
+            f"clicks ÷ one-query (>= {TARGET_RATIO})",
+            "one-write ÷ one-query",
+            "clicks p99 ms",
+            "problems",
+        ],
         [
             [
                 r["mode"],
                 f"{r['to_one_query']:.2f} ({met(r['to_one_query'])})",
+                f"{r['write_floor']:.2f}",
                 f"{r['p99']:.1f}",
                 len(r["problems"]),
             ]

@@ -28,6 +28,9 @@ REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent  # the virtualenv's bin: gunicorn sits beside python
 # A PostgreSQL server where the bench may create and drop its own databases.
 POSTGRES = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
+# The token of the rows the one-write reference view stores (bench/urls.py);
+# the scripts leave them out of their checks.
+ONE_WRITE_TOKEN = "bench-one-write"
 
 
 def free_port():
@@ -391,6 +394,18 @@ def ratio(results, of, to):
     """Median over rounds of of's req/s ÷ to's, each taken in the same round."""
     pairs = zip(results[of], results[to], strict=True)
     return statistics.median(a["rps"] / b["rps"] for a, b in pairs)
+
+
+def write_rows(results, path):
+    """The lines that put `path` beside a durable write: its ratio to the
+    one-write view, and that view's ratio to the one-query view, which is
+    the most any path that commits what it was sent before answering can
+    reach against the one-query view."""
+    floor = ratio(results, "one-write", "one-query")
+    return [
+        [f"{path} ÷ one-write", f"{ratio(results, path, 'one-write'):.2f}", "", ""],
+        ["one-write ÷ one-query", f"{floor:.2f}", "", "(the most a durable write reaches)"],
+    ]
 
 
 def table(headers, rows):
