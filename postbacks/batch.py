@@ -72,10 +72,10 @@ def load(ids):
 
     The spots, goals, targets and managers of a batch are few, and a
     conversion's targets (postbacks, pixels) are often several: each is read
-    once and shared by its deliveries. The reads are raw SQL built once per
-    size (see rows): at a steady trickle a batch holds one or two
-    deliveries, and the ORM's compiling of these nine queries cost a loop
-    more CPU than the sends."""
+    once and shared by its deliveries. The reads are raw SQL (rows_of builds
+    each statement once per size): at a steady trickle a batch holds one or
+    two deliveries, and the ORM's compiling of these nine queries cost a
+    loop more CPU than the sends."""
     rows = list(rows_of(Delivery, ids, LOADED, order="next_attempt"))
     counts = attempt_counts(ids)
     by_pk = in_bulk(Conversion, {d.conversion_id for d in rows})
