@@ -29,7 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
-from django.db.models import F, Min, Q
+from django.db.models.sql import Query
+from django.utils import timezone
 
 from crm.models import Client, Conversion, CustomFieldValue
 from postbacks import delivery, sender
@@ -40,17 +41,37 @@ log = logging.getLogger(__name__)
 
 
 def claim(limit):
-    """Take up to `limit` due deliveries, oldest first; returns their ids."""
+    """Take up to `limit` due deliveries, oldest first; returns their ids.
+
+    One statement (built once, as load's reads are): the claim is made on
+    every pass of a loop, most of them at a trickle taking one delivery."""
     at = delivery.now()
     lease = datetime.timedelta(seconds=settings.POSTBACKS_CLAIM_SECONDS)
-    due = Delivery.objects.filter(delivery.due_q(at)).order_by("next_attempt")
-    with transaction.atomic():
-        ids = list(due.select_for_update(skip_locked=True).values_list("pk", flat=True)[:limit])
-        if ids:
-            Delivery.objects.filter(pk__in=ids).update(
-                status=Delivery.SENDING, claimed_until=at + lease
-            )
-    return ids
+    ops, pk = connection.ops, Delivery._meta.pk
+    now = ops.adapt_datetimefield_value(at)
+    until = ops.adapt_datetimefield_value(at + lease)
+    params = [Delivery.PENDING, now, Delivery.SENDING, now, limit, Delivery.SENDING, until]
+    # No savepoint inside step's transaction: its failure fails the step.
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        cursor.execute(_claim_sql(), params)
+        return [pk.to_python(row[0]) for row in cursor.fetchall()]
+
+
+@functools.cache
+def _claim_sql():
+    """delivery.due_q's deliveries, oldest first, marked as ours (4. above).
+    Materialized, so that PostgreSQL runs the CTE, and so its LIMIT, once."""
+    q = connection.ops.quote_name
+    table = q(Delivery._meta.db_table)
+    skip_locked = connection.features.has_select_for_update_skip_locked
+    lock = " FOR UPDATE SKIP LOCKED" if skip_locked else ""
+    return (
+        f"WITH due AS MATERIALIZED (SELECT id FROM {table} "
+        "WHERE (status = %s AND (next_attempt IS NULL OR next_attempt <= %s)) "
+        f"OR (status = %s AND claimed_until < %s) ORDER BY next_attempt LIMIT %s{lock}) "
+        f"UPDATE {table} SET status = %s, claimed_until = %s "
+        "WHERE id IN (SELECT id FROM due) RETURNING id"
+    )
 
 
 # What sending reads of a delivery: its times and texts are only written, and
@@ -105,7 +126,7 @@ def load(ids):
 @functools.cache
 def _rows_sql(model, count, columns, order):
     q = connection.ops.quote_name
-    names = ", ".join(q(c) for c in columns) if columns else "*"
+    names = ", ".join(q(c) for c in columns)
     marks = ", ".join(["%s"] * count)
     table, pk = q(model._meta.db_table), q(model._meta.pk.column)
     sql = f"SELECT {names} FROM {table} WHERE {pk} IN ({marks})"
@@ -121,10 +142,44 @@ def rows_of(model, pks, fields=(), order=""):
     pks = sorted(pk for pk in set(pks) if pk is not None)  # sorted: one statement per size
     if not pks:
         return []
-    pk = model._meta.pk
-    columns = (pk.column, *(model._meta.get_field(f).column for f in fields)) if fields else ()
-    sql = _rows_sql(model, len(pks), columns, order)
-    return model.objects.raw(sql, _keys(pk, pks))
+    reader = _reader(model, fields)
+    sql = _rows_sql(model, len(pks), reader.columns, order)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, _keys(model._meta.pk, pks))
+        return reader.models(cursor.fetchall())
+
+
+class Reader:
+    """Rows of some columns of a model into instances, as QuerySet.raw makes
+    them, with what does not depend on the rows worked out once: raw() works
+    out the columns, their order and their converters again for every query,
+    which cost more than the query on a loop's pass."""
+
+    def __init__(self, model, fields):
+        wanted = {model._meta.pk.name, *fields}
+        chosen = [f for f in model._meta.concrete_fields if not fields or f.name in wanted]
+        self.model, self.names = model, [f.attname for f in chosen]
+        self.columns = tuple(f.column for f in chosen)
+        self.compiler = connection.ops.compiler("SQLCompiler")(Query(model), connection, None)
+        self.converters = self.compiler.get_converters(
+            [f.get_col(model._meta.db_table) for f in chosen]
+        )
+
+    def models(self, rows):
+        if self.converters:
+            rows = self.compiler.apply_converters(rows, self.converters)
+        return [self.model.from_db(connection.alias, self.names, row) for row in rows]
+
+
+_readers = threading.local()  # converters are the connection's, and connections the thread's
+
+
+def _reader(model, fields):
+    cache = _readers.__dict__.setdefault("cache", {})
+    key = (model, fields)
+    if key not in cache:
+        cache[key] = Reader(model, fields)
+    return cache[key]
 
 
 def in_bulk(model, pks):
@@ -166,11 +221,35 @@ def field_values(clients):
 
 def next_due():
     """When the next delivery falls due (a pending one, or a claim that lapses), or None."""
-    times = Delivery.objects.filter(status__in=[Delivery.PENDING, Delivery.SENDING]).aggregate(
-        pending=Min("next_attempt", filter=Q(status=Delivery.PENDING)),
-        lapse=Min("claimed_until", filter=Q(status=Delivery.SENDING)),
+    with connection.cursor() as cursor:
+        cursor.execute(_next_due_sql(), [Delivery.PENDING, Delivery.SENDING])
+        times = cursor.fetchone()
+    return min((_datetime(t) for t in times if t is not None), default=None)
+
+
+@functools.cache
+def _next_due_sql():
+    table = connection.ops.quote_name(Delivery._meta.db_table)
+    pending = f"SELECT MIN(next_attempt) FROM {table} WHERE status = %s"
+    lapse = f"SELECT MIN(claimed_until) FROM {table} WHERE status = %s"
+    return f"SELECT ({pending}), ({lapse})"
+
+
+def _datetime(value):
+    """A timestamp as the database gave it: SQLite gives its text, in UTC."""
+    if isinstance(value, str):
+        value = datetime.datetime.fromisoformat(value)
+    return timezone.make_aware(value, datetime.UTC) if timezone.is_naive(value) else value
+
+
+@functools.cache
+def _succeeded_sql(count):
+    table = connection.ops.quote_name(Delivery._meta.db_table)
+    return (
+        f"UPDATE {table} SET status = %s, attempts = attempts + 1, claimed_until = NULL, "
+        f"last_error = '', next_attempt = NULL, updated = %s "
+        f"WHERE id IN ({', '.join(['%s'] * count)})"
     )
-    return min((t for t in times.values() if t is not None), default=None)
 
 
 def send(d, req, latest):
@@ -277,7 +356,7 @@ class Pipeline:
         unsent = [d.pk for d, _, result in ended if result is None]
         sent = [(d, req, result) for d, req, result in ended if result is not None]
         judged = [(d, req, result, *sender.judge(result, d.postback)) for d, req, result in sent]
-        with transaction.atomic():
+        with transaction.atomic(savepoint=False):  # as claim's
             delivery.insert_attempts([(*send, send[0].logged + 1) for send in judged])
             self.succeeded([d for d, _, _, ok, _ in judged if ok])
             for d, _, result, ok, reason in judged:
@@ -291,14 +370,10 @@ class Pipeline:
     def succeeded(self, deliveries):
         if not deliveries:
             return
-        Delivery.objects.filter(pk__in=[d.pk for d in deliveries]).update(
-            status=Delivery.SUCCESS,
-            attempts=F("attempts") + 1,
-            claimed_until=None,
-            last_error="",
-            next_attempt=None,
-            updated=delivery.now(),
-        )
+        ids = sorted(d.pk for d in deliveries)
+        params = [Delivery.SUCCESS, connection.ops.adapt_datetimefield_value(delivery.now())]
+        with connection.cursor() as cursor:
+            cursor.execute(_succeeded_sql(len(ids)), params + _keys(Delivery._meta.pk, ids))
         recovered = {
             d.postback_id for d in deliveries if d.postback and d.postback.consecutive_failures
         }
