@@ -78,7 +78,7 @@ class Deadline:
     def __init__(self, seconds):
         self.at = time.monotonic() + seconds + DEADLINE_SLACK
         self.lock = threading.Lock()
-        self.handles = []
+        self.cutters = []
         self.expired = False
         self.stopped = False
         _watcher.add(self)
@@ -89,37 +89,56 @@ class Deadline:
     def passed(self):
         return time.monotonic() >= self.at
 
-    def watch(self, sock):
-        """Cut this connection when the deadline passes.
-
-        We hold a duplicate of its file descriptor: it stays ours when urllib3
-        closes or TLS-wraps the socket, so a cut never hits another connection
-        that got the old number, and shutting it down ends the TCP connection
-        under the TLS layer without touching the TLS object another thread uses.
-        """
-        handle = socket.fromfd(sock.fileno(), sock.family, sock.type)
+    def watch(self, cutter):
+        """Cut this connection (its Cutter) when the deadline passes."""
         with self.lock:
             if self.stopped:
-                handle.close()
                 return
-            self.handles.append(handle)
+            self.cutters.append(cutter)
             if self.expired:
-                _cut(handle)
+                cutter.cut()
 
     def expire(self):  # on the watcher's thread
         with self.lock:
             if not self.stopped:
                 self.expired = True
-                for handle in self.handles:
-                    _cut(handle)
+                for cutter in self.cutters:
+                    cutter.cut()
 
     def stop(self):
         with self.lock:
             self.stopped = True
-            for handle in self.handles:
-                handle.close()
-            self.handles = []
+            self.cutters = []
         _watcher.forget(self)
+
+
+class Cutter:
+    """What cuts one connection from outside: a duplicate of its socket's file
+    descriptor, made when it connects and closed with it.
+
+    Being ours, the duplicate stays valid when urllib3 closes or TLS-wraps the
+    socket, so a cut never hits another connection that got the old number,
+    and shutting it down ends the TCP connection under the TLS layer without
+    touching the TLS object another thread uses. One per connection, not per
+    send: a duplicate made and closed per send cost a tenth of a kept-alive
+    send. It must close with its connection, as it holds the TCP connection
+    open: GuardedConnectionMixin.close."""
+
+    def __init__(self, sock):
+        self.lock = threading.Lock()
+        self.handle = socket.fromfd(sock.fileno(), sock.family, sock.type)
+
+    def cut(self):
+        with self.lock:
+            if self.handle is not None:
+                with contextlib.suppress(OSError):  # the other side may have closed it already
+                    self.handle.shutdown(socket.SHUT_RDWR)
+
+    def close(self):
+        with self.lock:
+            if self.handle is not None:
+                self.handle.close()
+                self.handle = None
 
 
 class Watcher:
@@ -171,11 +190,6 @@ class Watcher:
 _watcher = Watcher()
 
 
-def _cut(handle):
-    with contextlib.suppress(OSError):  # the other side may have closed it already
-        handle.shutdown(socket.SHUT_RDWR)
-
-
 def _deadline():
     return getattr(_local, "deadline", None)
 
@@ -201,6 +215,8 @@ def _resolve(host, port, seconds):
 
 
 class GuardedConnectionMixin:
+    cutter = None  # set once connected
+
     def _new_conn(self):
         """Resolve once, check every address, connect only to a checked one."""
         deadline = _deadline()
@@ -240,14 +256,21 @@ class GuardedConnectionMixin:
                 sock.close()
                 error = e
                 continue
+            self.cutter = Cutter(sock)
             if deadline:
-                deadline.watch(sock)
+                deadline.watch(self.cutter)
             sys.audit("http.client.connect", self, self.host, self.port)
             return sock
         if isinstance(error, TimeoutError):
             message = f"Connection to {self.host} timed out. (connect timeout={timeout})"
             raise ConnectTimeoutError(self, message) from error
         raise NewConnectionError(self, f"Failed to establish a new connection: {error}") from error
+
+    def close(self):
+        super().close()
+        cutter, self.cutter = self.cutter, None
+        if cutter is not None:
+            cutter.close()
 
 
 class GuardedHTTPConnection(GuardedConnectionMixin, HTTPConnection):
@@ -264,8 +287,8 @@ class DeadlinePoolMixin:
         # A kept-alive connection has its socket already; a new one is watched
         # as soon as _new_conn has connected it.
         deadline = _deadline()
-        if deadline and conn.sock is not None:
-            deadline.watch(conn.sock)
+        if deadline and conn.cutter is not None:
+            deadline.watch(conn.cutter)
         return conn
 
 

@@ -4,6 +4,8 @@ Time bounds are generous (a busy machine): the deadline is checked with a
 margin of 1.5 s, never tightly.
 """
 
+import contextlib
+import os
 import socket
 import threading
 import time
@@ -23,14 +25,17 @@ HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n
 
 class Trickler:
     """A receiver on 127.0.0.1 that reads a request, sends `head` at once, then
-    `trickle` one byte every `every` seconds until the client goes away."""
+    `trickle` one byte every `every` seconds until the client goes away. The
+    first `answered` requests get a whole answer instead, on a kept-alive
+    connection."""
 
-    def __init__(self, head, trickle, every=0.5):
+    def __init__(self, head, trickle, every=0.5, answered=0):
         self.head, self.trickle, self.every = head, trickle, every
+        self.answered = answered
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.requests = 0
+        self.requests = self.connections = 0
         self.closed = threading.Event()
         threading.Thread(target=self.serve, daemon=True).start()
 
@@ -40,17 +45,22 @@ class Trickler:
                 conn, _ = self.sock.accept()
             except OSError:
                 return  # closed at the end of the test
+            self.connections += 1
             threading.Thread(target=self.answer, args=(conn,), daemon=True).start()
 
     def answer(self, conn):
         with conn:
-            request = b""
-            while b"\r\n\r\n" not in request:
-                data = conn.recv(4096)
-                if not data:
-                    return
-                request += data
-            self.requests += 1
+            while True:
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    data = conn.recv(4096)
+                    if not data:
+                        return
+                    request += data
+                self.requests += 1
+                if self.requests > self.answered:
+                    break
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
             try:
                 conn.sendall(self.head)
                 for byte in self.trickle:
@@ -99,6 +109,50 @@ def test_headers_trickled_byte_by_byte_are_cut_at_the_deadline(header_trickler):
     result, elapsed = timed_send(header_trickler.url + "/pb", timeout=1.5)
     assert_cut_by_the_deadline(result, elapsed, 1.5)
     assert header_trickler.requests == 1
+
+
+def test_a_kept_alive_connection_is_cut_at_the_deadline_of_a_later_send():
+    server = Trickler(HEAD, b"x" * 1000, answered=1)
+    try:
+        first, _ = timed_send(server.url + "/one", timeout=1.0)
+        result, elapsed = timed_send(server.url + "/two", timeout=1.0)
+    finally:
+        server.closed.set()
+        server.sock.close()
+    assert first.status == 200 and first.body == "ok"
+    assert_cut_by_the_deadline(result, elapsed, 1.0)
+    assert server.requests == 2 and server.connections == 1
+
+
+def open_sockets():
+    links = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # the descriptor listdir itself used
+            links.append(os.readlink(f"/proc/self/fd/{fd}"))
+    return sum(1 for link in links if link.startswith("socket:"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors in /proc")
+def test_a_connection_its_receiver_closes_leaves_no_descriptor_open():
+    """What cuts a connection from outside holds a duplicate of its socket,
+    which would keep the TCP connection open: it closes with the connection."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    before = open_sockets()
+    thread.start()
+    try:
+        result, _ = timed_send(f"http://127.0.0.1:{server.getsockname()[1]}/pb", timeout=3)
+        thread.join(5)
+        assert result.status == 200 and open_sockets() == before
+    finally:
+        server.close()
 
 
 def test_a_cut_delivery_is_logged_and_goes_back_to_pending(spot, lead, body_trickler):
