@@ -20,14 +20,24 @@ def wait_until(at):
         time.sleep(early)
 
 
+def gather(redis):
+    """Wait until LOOK_GATHER has passed since the last look (postbacks/queue.py)."""
+    left = redis.pttl(queue.LOOKED_KEY)
+    if left > 0:
+        time.sleep(left / 1000)
+    redis.set(queue.LOOKED_KEY, 1, px=int(queue.LOOK_GATHER * 1000))
+
+
 def look(at=None):
     """Deliveries were written or fall due at `at`: the loop of this worker
     looks now; where no loop runs (a plain worker), the job sends them."""
     if at:
         wait_until(datetime.datetime.fromisoformat(at))
     else:
+        redis = queue.get_queue().connection
+        gather(redis)
         # Before the loop looks: a delivery written from now on makes a new job.
-        queue.get_queue().connection.delete(queue.LOOK_KEY)
+        redis.delete(queue.LOOK_KEY)
     if embedded.running():
         embedded.wake()
         return 0

@@ -6,7 +6,11 @@ time" for a retry or a delay). With REDIS_URL set, writers enqueue a
 set with NX stands for it, and the job deletes the key before it wakes its
 worker's loop, so a delivery written after that makes a new job, and one
 written before is seen by the loop it woke. A burst of ten thousand
-postbacks so costs a Redis round trip each, not a job each. Without Redis
+postbacks so costs a Redis round trip each, not a job each. At a steady
+trickle that would still be a job and a pass of a loop per delivery, which
+cost more than sending it: so a look job starts at most every LOOK_GATHER
+seconds (a second key, set for that long when a job looks), and what is
+written while it waits joins its batch. Without Redis
 the embedded loop of this process is woken. Either way a failure to enqueue
 is only logged: the delivery is in the database, and every loop sends it
 when it is due (postbacks/worker.py).
@@ -48,6 +52,9 @@ def get_queue():
 # The key standing for a waiting look job; it expires in case the job is lost.
 LOOK_KEY = "postbacks:look"
 LOOK_TTL = 10
+# The key set for LOOK_GATHER seconds when a look job looks.
+LOOKED_KEY = "postbacks:looked"
+LOOK_GATHER = 0.05
 
 
 def look(at=None):

@@ -7,6 +7,7 @@ These tests start their own redis-server on a free port, so they can stop it.
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from datetime import timedelta
 
@@ -167,3 +168,33 @@ def test_sweeping_a_backlog_adds_no_jobs_and_sends_each_delivery_once(
     work(q)  # the jobs find their deliveries sent
     ids = [r.headers["X-Delivery-Id"] for r in receiver.requests]
     assert len(ids) == len(set(ids)) == 3
+
+
+def test_look_jobs_at_a_trickle_gather_what_is_written_while_they_wait(
+    spot, lead, receiver, own_redis, django_capture_on_commit_callbacks
+):
+    """A look job starts at most every LOOK_GATHER seconds; a delivery written
+    while it waits makes no job of its own (its look goes in the waiting one)."""
+    OutgoingPostback.objects.create(spot=spot, name="p", url=receiver.url + "/pb")
+    q = queue.get_queue()
+    q.connection.set(queue.LOOKED_KEY, 1, px=int(queue.LOOK_GATHER * 1000))  # a look just ran
+    with django_capture_on_commit_callbacks(execute=True):
+        accept(lead, "reg")
+    [job] = q.jobs
+    counts = []
+
+    def written_meanwhile():  # what a writer does once its transaction commits
+        time.sleep(queue.LOOK_GATHER / 5)
+        queue.look()
+        counts.append(q.count)
+
+    writer = threading.Thread(target=written_meanwhile)
+    started = time.monotonic()
+    writer.start()
+    job.perform()  # no loop runs in this process: the job sends what is due
+    writer.join(5)
+    assert time.monotonic() - started >= queue.LOOK_GATHER * 0.9
+    assert counts == [1]  # only the waiting job
+    assert len(receiver.wait_for(1)) == 1
+    queue.look()  # after the job looked, a new delivery makes a new job
+    assert q.count == 2
