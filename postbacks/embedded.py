@@ -58,7 +58,7 @@ def run_forever(stop=None, first_wait=0.0, interval=None):
                 if pipeline.more and not told:
                     # A job wakes the loop of one worker; a backlog bigger than
                     # one claim has the others woken too (another look job).
-                    queue.look()
+                    queue.look(gather=False)
                     told = True
                 elif timeout and not pipeline.in_flight:
                     told = False

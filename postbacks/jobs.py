@@ -20,7 +20,7 @@ def wait_until(at):
         time.sleep(early)
 
 
-def gather(redis):
+def wait_to_gather(redis):
     """Wait until LOOK_GATHER has passed since the last look (postbacks/queue.py)."""
     left = redis.pttl(queue.LOOKED_KEY)
     if left > 0:
@@ -28,14 +28,15 @@ def gather(redis):
     redis.set(queue.LOOKED_KEY, 1, px=int(queue.LOOK_GATHER * 1000))
 
 
-def look(at=None):
+def look(at=None, gather=True):
     """Deliveries were written or fall due at `at`: the loop of this worker
     looks now; where no loop runs (a plain worker), the job sends them."""
     if at:
         wait_until(datetime.datetime.fromisoformat(at))
     else:
         redis = queue.get_queue().connection
-        gather(redis)
+        if gather:
+            wait_to_gather(redis)
         # Before the loop looks: a delivery written from now on makes a new job.
         redis.delete(queue.LOOK_KEY)
     if embedded.running():

@@ -57,8 +57,9 @@ LOOKED_KEY = "postbacks:looked"
 LOOK_GATHER = 0.05
 
 
-def look(at=None):
-    """Have a delivery loop look at the due deliveries now, or at `at`."""
+def look(at=None, gather=True):
+    """Have a delivery loop look at the due deliveries now, or at `at`.
+    `gather=False`: a busy loop asks for help, and its job does not wait."""
     if not redis_mode():
         from postbacks import embedded
 
@@ -69,7 +70,7 @@ def look(at=None):
         if at is not None and at > timezone.now():
             q.enqueue_at(at, "postbacks.jobs.look", at.isoformat())
         elif q.connection.set(LOOK_KEY, 1, nx=True, ex=LOOK_TTL):
-            q.enqueue("postbacks.jobs.look")
+            q.enqueue("postbacks.jobs.look", **({} if gather else {"gather": False}))
     except Exception as e:  # Redis down: the loops send it when due
         log.warning("Could not enqueue a look at the deliveries (%s); the sweep sends them", e)
 

@@ -198,3 +198,18 @@ def test_look_jobs_at_a_trickle_gather_what_is_written_while_they_wait(
     assert len(receiver.wait_for(1)) == 1
     queue.look()  # after the job looked, a new delivery makes a new job
     assert q.count == 2
+
+
+def test_a_busy_loops_call_for_help_does_not_wait_to_gather(spot, lead, receiver, own_redis):
+    OutgoingPostback.objects.create(spot=spot, name="p", url=receiver.url + "/pb")
+    accept(lead, "reg")
+    q = queue.get_queue()
+    q.empty()
+    q.connection.delete(queue.LOOK_KEY)
+    q.connection.set(queue.LOOKED_KEY, 1, px=5000)  # a gathering job would wait 5 s
+    queue.look(gather=False)  # what a loop whose claim came back full does
+    [job] = q.jobs
+    started = time.monotonic()
+    job.perform()
+    assert time.monotonic() - started < 2.5
+    assert len(receiver.wait_for(1)) == 1
