@@ -11,6 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from crm import values
+from crm.rows import columns_of, read_rows
 from tracker.macros import ADVERT_KEYS  # noqa: F401 - also imported from here by others
 from tracker.models import (
     CONVERSION_STATUSES,
@@ -175,7 +176,7 @@ class Client(models.Model):
         # the one a reg repeats; a tid names the transaction a postback repeats.
         reg = goal if goal is not None and goal.token == "reg" else None
         pks = [g.pk if g else None for g in (dep, reg, goal, dep, redep)]
-        rows = list(Conversion.objects.raw(_deciding_sql(), [self.pk, *pks, tid, tid]))
+        rows = read_rows(Conversion, _deciding_sql(), [self.pk, *pks, tid, tid])
         by_pk = {g.pk: g for g in by_token.values()}
         for c in rows:
             c.client = self
@@ -332,7 +333,8 @@ def _deciding_sql():
     # and the tid, twice (none repeats without one).
     q = connection.ops.quote_name
     return (
-        f"SELECT * FROM {q(Conversion._meta.db_table)} WHERE client_id = %s AND ("
+        f"SELECT {columns_of(Conversion)} FROM {q(Conversion._meta.db_table)} "
+        "WHERE client_id = %s AND ("
         "goal_id = %s OR goal_id = %s OR (goal_id IN (%s, %s, %s) AND tid = %s AND %s <> '')"
         ") ORDER BY id"
     )

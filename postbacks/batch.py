@@ -29,10 +29,10 @@ from concurrent.futures import ThreadPoolExecutor
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
-from django.db.models.sql import Query
 from django.utils import timezone
 
 from crm.models import Client, Conversion, CustomFieldValue
+from crm.rows import columns_of, read_rows
 from postbacks import delivery, sender
 from postbacks.models import Delivery, DeliveryAttempt, OutgoingPostback
 from tracker.models import Goal, Pixel, Spot
@@ -124,12 +124,11 @@ def load(ids):
 
 
 @functools.cache
-def _rows_sql(model, count, columns, order):
+def _rows_sql(model, count, fields, order):
     q = connection.ops.quote_name
-    names = ", ".join(q(c) for c in columns)
     marks = ", ".join(["%s"] * count)
     table, pk = q(model._meta.db_table), q(model._meta.pk.column)
-    sql = f"SELECT {names} FROM {table} WHERE {pk} IN ({marks})"
+    sql = f"SELECT {columns_of(model, fields)} FROM {table} WHERE {pk} IN ({marks})"
     return sql + (f" ORDER BY {q(order)}" if order else "")
 
 
@@ -142,44 +141,8 @@ def rows_of(model, pks, fields=(), order=""):
     pks = sorted(pk for pk in set(pks) if pk is not None)  # sorted: one statement per size
     if not pks:
         return []
-    reader = _reader(model, fields)
-    sql = _rows_sql(model, len(pks), reader.columns, order)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, _keys(model._meta.pk, pks))
-        return reader.models(cursor.fetchall())
-
-
-class Reader:
-    """Rows of some columns of a model into instances, as QuerySet.raw makes
-    them, with what does not depend on the rows worked out once: raw() works
-    out the columns, their order and their converters again for every query,
-    which cost more than the query on a loop's pass."""
-
-    def __init__(self, model, fields):
-        wanted = {model._meta.pk.name, *fields}
-        chosen = [f for f in model._meta.concrete_fields if not fields or f.name in wanted]
-        self.model, self.names = model, [f.attname for f in chosen]
-        self.columns = tuple(f.column for f in chosen)
-        self.compiler = connection.ops.compiler("SQLCompiler")(Query(model), connection, None)
-        self.converters = self.compiler.get_converters(
-            [f.get_col(model._meta.db_table) for f in chosen]
-        )
-
-    def models(self, rows):
-        if self.converters:
-            rows = self.compiler.apply_converters(rows, self.converters)
-        return [self.model.from_db(connection.alias, self.names, row) for row in rows]
-
-
-_readers = threading.local()  # converters are the connection's, and connections the thread's
-
-
-def _reader(model, fields):
-    cache = _readers.__dict__.setdefault("cache", {})
-    key = (model, fields)
-    if key not in cache:
-        cache[key] = Reader(model, fields)
-    return cache[key]
+    sql = _rows_sql(model, len(pks), fields, order)
+    return read_rows(model, sql, _keys(model._meta.pk, pks), fields)
 
 
 def in_bulk(model, pks):

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from crm import macros
 from crm.models import Client, Conversion, Message
+from crm.rows import columns_of, read_rows
 from postbacks import queue
 from postbacks.models import Delivery, OutgoingPostback
 from tracker.models import LEAD, Goal, Pixel
@@ -47,7 +48,8 @@ def _postbacks_sql():
     own, goal = (q(link.get_field(n).column) for n in ("outgoingpostback", "goal"))
     picks = f"SELECT 1 FROM {q(link.db_table)} l WHERE l.{own} = p.id"
     return (
-        f"SELECT p.* FROM {q(OutgoingPostback._meta.db_table)} p WHERE p.spot_id = %s AND ("
+        f"SELECT {columns_of(OutgoingPostback, alias='p')} "
+        f"FROM {q(OutgoingPostback._meta.db_table)} p WHERE p.spot_id = %s AND ("
         f"EXISTS ({picks} AND l.{goal} = %s) OR (%s AND NOT EXISTS ({picks}))) "
         "ORDER BY p.name, p.id"
     )
@@ -69,7 +71,7 @@ def create_deliveries(conversion):
     # a new lead only to those that pick it (spots that do not want leads
     # send nothing new).
     params = [spot.pk, goal.pk, goal.token != LEAD]
-    for postback in OutgoingPostback.objects.raw(_postbacks_sql(), params):
+    for postback in read_rows(OutgoingPostback, _postbacks_sql(), params):
         if not postback.sends(status):
             continue
         reason = skip_reason(postback, conversion)
@@ -147,7 +149,8 @@ def _lead_goal_sql():
     goal, link = Goal._meta.db_table, OutgoingPostback.goals.through._meta.db_table
     events = " OR ".join(f"g.{network}_event <> ''" for network, _ in Pixel.NETWORKS)
     return (
-        f"SELECT g.* FROM {goal} g WHERE g.spot_id = %s AND g.token = %s AND ("
+        f"SELECT {columns_of(Goal, alias='g')} FROM {goal} g "
+        "WHERE g.spot_id = %s AND g.token = %s AND ("
         f"g.external_postback <> '' OR {events} OR "
         f"EXISTS (SELECT 1 FROM {link} l WHERE l.goal_id = g.id))"
     )
@@ -156,7 +159,7 @@ def _lead_goal_sql():
 def lead_goal(spot_id):
     """The spot's lead goal when something sends it (a postback picks it, it has
     an external postback or an ad network's event name), else None: one query."""
-    return next(iter(Goal.objects.raw(_lead_goal_sql(), [spot_id, LEAD])), None)
+    return next(iter(read_rows(Goal, _lead_goal_sql(), [spot_id, LEAD])), None)
 
 
 def new_lead(sender, instance, created=False, raw=False, **kwargs):

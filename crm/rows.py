@@ -1,0 +1,59 @@
+"""Raw SQL's rows as models, for the reads of the hot paths.
+
+Why the click, the incoming postback and a delivery loop's pass read with raw
+SQL built once is said in postbacks/incoming.py (4.). QuerySet.raw would
+turn the rows into models, but it works out the columns, their order and
+their converters again for every query, O(columns²), which on those paths
+cost more CPU than the query. A Reader does that once per model and thread
+(converters belong to the thread's connection).
+"""
+
+import threading
+
+from django.db import connection
+from django.db.models.sql import Query
+
+
+def columns_of(model, fields=(), alias=""):
+    """the select list that `read_rows` reads: every column of `model` (or only its
+    pk and `fields`), quoted, in the model's order, with `alias.` if given."""
+    q, prefix = connection.ops.quote_name, f"{alias}." if alias else ""
+    return ", ".join(f"{prefix}{q(f.column)}" for f in _chosen(model, fields))
+
+
+def read_rows(model, sql, params, fields=()):
+    """The rows of `sql`, which selects columns_of(model, fields), as instances of `model`."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return _reader(model, fields).models(cursor.fetchall())
+
+
+def _chosen(model, fields):
+    wanted = {model._meta.pk.name, *fields}
+    return [f for f in model._meta.concrete_fields if not fields or f.name in wanted]
+
+
+class Reader:
+    def __init__(self, model, fields):
+        chosen = _chosen(model, fields)
+        self.model, self.names = model, [f.attname for f in chosen]
+        self.compiler = connection.ops.compiler("SQLCompiler")(Query(model), connection, None)
+        self.converters = self.compiler.get_converters(
+            [f.get_col(model._meta.db_table) for f in chosen]
+        )
+
+    def models(self, rows):
+        if self.converters:
+            rows = self.compiler.apply_converters(rows, self.converters)
+        return [self.model.from_db(connection.alias, self.names, row) for row in rows]
+
+
+_readers = threading.local()
+
+
+def _reader(model, fields):
+    cache = _readers.__dict__.setdefault("cache", {})
+    key = (model, tuple(fields))
+    if key not in cache:
+        cache[key] = Reader(model, fields)
+    return cache[key]
