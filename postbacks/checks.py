@@ -30,3 +30,25 @@ def delivery_deadlines(app_configs, **kwargs):
                 )
             )
     return errors
+
+
+# The claim of a delivery batch is one UPDATE … RETURNING (postbacks/batch.py).
+SQLITE_MIN = (3, 35)
+
+
+@register()
+def sqlite_version(app_configs, **kwargs):
+    import sqlite3
+
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+        return []
+    if sqlite3.sqlite_version_info >= SQLITE_MIN:
+        return []
+    return [
+        Error(
+            f"SQLite {sqlite3.sqlite_version} is too old: the embedded mode needs "
+            f"{'.'.join(map(str, SQLITE_MIN))} or newer (2021). Use a Python built "
+            "with a newer SQLite, or PostgreSQL (DATABASE_URL).",
+            id="postbacks.E003",
+        )
+    ]

@@ -145,3 +145,12 @@ def test_the_spot_page_never_shows_a_pixel_token_and_keeps_it_when_left_empty(ad
 
     assert save("") == TOKEN
     assert save("new-token") == "new-token"
+
+
+def test_an_embedded_sqlite_too_old_for_the_claim_is_a_system_error(monkeypatch, settings):
+    from postbacks import checks
+
+    assert "postbacks.E003" not in {e.id for e in run_checks()}  # this machine's
+    monkeypatch.setattr(checks, "SQLITE_MIN", (99, 0))
+    sqlite = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+    assert ("postbacks.E003" in {e.id for e in run_checks()}) == sqlite
