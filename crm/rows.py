@@ -8,6 +8,7 @@ cost more CPU than the query. A Reader does that once per model and thread
 (converters belong to the thread's connection).
 """
 
+import functools
 import threading
 
 from django.db import connection
@@ -15,7 +16,7 @@ from django.db.models.sql import Query
 
 
 def columns_of(model, fields=(), alias=""):
-    """the select list that `read_rows` reads: every column of `model` (or only its
+    """The select list that `read_rows` reads: every column of `model` (or only its
     pk and `fields`), quoted, in the model's order, with `alias.` if given."""
     q, prefix = connection.ops.quote_name, f"{alias}." if alias else ""
     return ", ".join(f"{prefix}{q(f.column)}" for f in _chosen(model, fields))
@@ -26,6 +27,20 @@ def read_rows(model, sql, params, fields=()):
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return _reader(model, fields).models(cursor.fetchall())
+
+
+def read_one(model, field, value):
+    """The instance of `model` whose `field` (a unique one) is `value`, or None."""
+    prepared = model._meta.get_field(field).get_db_prep_value(value, connection)
+    found = read_rows(model, _one_sql(model, field), [prepared])
+    return found[0] if found else None
+
+
+@functools.cache
+def _one_sql(model, field):
+    q = connection.ops.quote_name
+    column = q(model._meta.get_field(field).column)
+    return f"SELECT {columns_of(model)} FROM {q(model._meta.db_table)} WHERE {column} = %s"
 
 
 def _chosen(model, fields):

@@ -8,7 +8,7 @@ import functools
 import secrets
 
 from django.core.exceptions import TooManyFieldsSent
-from django.db import connection, transaction
+from django.db import transaction
 from django.http import HttpResponseRedirect, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -22,7 +22,7 @@ from crm.clicks import (
 from crm.http import TooBig, Unreadable, read_body
 from crm.links import client_links, link_context, render_link
 from crm.models import Client
-from crm.rows import columns_of, read_rows
+from crm.rows import read_one
 from crm.values import clean_text
 from tracker.models import Spot
 
@@ -58,7 +58,7 @@ def allow(*methods):
 @csrf_exempt  # a GET-only link: other methods get the JSON 405, not a CSRF page
 @allow("GET")
 def go(request, slug):
-    spot = next(iter(read_rows(Spot, _spot_by_slug_sql(), [slug])), None)
+    spot = read_one(Spot, "slug", slug)  # raw, as the postback endpoint's reads
     if spot is None:
         return error(f"No spot {slug!r}.", 404)
     if not spot.target_url:
@@ -74,12 +74,6 @@ def go(request, slug):
         return error(str(e), 400)
     target = render_link(spot.target_url, link_context(client, field_values={}))
     return HttpResponseRedirect(target)
-
-
-@functools.cache
-def _spot_by_slug_sql():  # raw, as the incoming postback's reads (postbacks/incoming.py, 4.)
-    table = connection.ops.quote_name(Spot._meta.db_table)
-    return f"SELECT {columns_of(Spot)} FROM {table} WHERE slug = %s"
 
 
 def _api_key(request):

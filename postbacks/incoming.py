@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from crm.http import TooBig, Unreadable, client_addr, read_body
 from crm.models import Client, CustomFieldValue
-from crm.rows import columns_of, read_rows
+from crm.rows import columns_of, read_one, read_rows
 from crm.values import clean_text, plain
 from postbacks import waiting
 from postbacks.fanout import announce
@@ -219,8 +219,7 @@ def find_spot(token):
         token = uuid.UUID(token)
     except ValueError:
         return None
-    token = Spot._meta.get_field("postback_token").get_db_prep_value(token, connection)
-    spot = next(iter(read_rows(Spot, _spot_sql(), [token])), None)
+    spot = read_one(Spot, "postback_token", token)
     if spot is not None:
         # Its goals decide every event: read them once, with the spot.
         spot.loaded_goals = read_rows(Goal, _goals_sql(), [spot.pk])
@@ -230,15 +229,7 @@ def find_spot(token):
 
 
 @functools.cache
-def _spot_sql():  # raw: see 4. above
-    return (
-        f"SELECT {columns_of(Spot)} FROM {connection.ops.quote_name(Spot._meta.db_table)} "
-        "WHERE postback_token = %s"
-    )
-
-
-@functools.cache
-def _goals_sql():  # raw, as the spot's: Meta.ordering would join the spot to order by its name
+def _goals_sql():  # raw (4. above): Meta.ordering would join the spot to order by its name
     q = connection.ops.quote_name
     return (
         f"SELECT {columns_of(Goal)} FROM {q(Goal._meta.db_table)} WHERE spot_id = %s "
