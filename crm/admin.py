@@ -32,7 +32,7 @@ from crm.models import (
     Message,
 )
 from crm.visibility import VisibleRowsMixin, manager_choices, may_assign, sees_all
-from tracker.admin_utils import BigTableAdmin, ReadOnlyInline, copyable
+from tracker.admin_utils import BigTableAdmin, ReadOnlyInline, copyable, log_change
 from tracker.models import STATUS_APPROVED
 
 # The chat shows the latest messages; older ones stay in the Messages list.
@@ -335,6 +335,7 @@ class ClientAdmin(VisibleRowsMixin, BigTableAdmin):
         if form.is_bound and form.is_valid():
             manager = form.cleaned_data["manager"]
             moved = assign(Client.objects.filter(pk__in=queryset.values("pk")), manager)
+            log_change(request, queryset, f"Assigned to {manager}.")
             self.message_user(request, f"Assigned {moved} client(s) to {manager}.")
             return None
         context = {

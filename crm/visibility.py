@@ -16,7 +16,9 @@ still need this same filter. One WHERE on the indexed manager_id column
 cannot disagree with the assignment and costs no extra query.
 """
 
+from django.contrib.admin.widgets import ForeignKeyRawIdWidget
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.http import Http404
 
 from crm.models import Client, Conversion
@@ -81,4 +83,26 @@ class VisibleRowsMixin:
             kwargs["queryset"] = visible_clients(request.user)
         elif db_field.related_model is Conversion:
             kwargs["queryset"] = visible(request.user, Conversion.objects.all(), "client__")
+        if "queryset" in kwargs and db_field.name in self.raw_id_fields:
+            kwargs["widget"] = VisibleRawIdWidget(
+                db_field.remote_field, self.admin_site, kwargs["queryset"], kwargs.get("using")
+            )
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class VisibleRawIdWidget(ForeignKeyRawIdWidget):
+    """A raw-id box whose label (the row's name beside the id, also for an id
+    given in the URL as ?client=<pk>) is looked up among the user's own rows:
+    Django's looks in the whole table, so counting ids up would read them."""
+
+    def __init__(self, rel, admin_site, queryset, using=None):
+        super().__init__(rel, admin_site, using=using)
+        self.queryset = queryset
+
+    def label_and_url_for_value(self, value):
+        key = self.rel.get_related_field().name
+        try:
+            mine = self.queryset.filter(**{key: value}).exists()
+        except (ValueError, ValidationError):
+            mine = False
+        return super().label_and_url_for_value(value) if mine else ("", "")

@@ -4,6 +4,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.forms.models import BaseInlineFormSet
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -18,7 +19,7 @@ from postbacks import delivery
 from postbacks.incoming import REPLAYABLE, replay
 from postbacks.models import Delivery, DeliveryAttempt, IncomingPostback, OutgoingPostback
 from tracker import admin as tracker_admin
-from tracker.admin_utils import ReadOnlyAdmin, ReadOnlyInline
+from tracker.admin_utils import ReadOnlyAdmin, ReadOnlyInline, log_change
 from tracker.models import Spot
 
 
@@ -166,18 +167,18 @@ class IncomingPostbackAdmin(VisibleRowsMixin, ReadOnlyAdmin):
     def replay_view(self, request, pk):
         row = get_object_or_404(self.get_queryset(request), pk=pk)
         if not self.has_replay_permission(request):
-            messages.error(request, "You may not replay postbacks.")
+            messages.error(request, "Replaying postbacks is a team lead's: nothing was replayed.")
         else:
             outcome = replay(row)
             if outcome is None:
                 messages.warning(request, "This postback is not unmatched or rejected.")
             else:
+                log_change(request, [row], f"Replayed: {outcome.status}.")
                 messages.success(request, f"Replayed: {outcome.status}. {outcome.error}".strip())
         return redirect("admin:postbacks_incomingpostback_change", row.pk)
 
     def has_replay_permission(self, request):
-        # The log is read-only in the admin; replaying it needs the change right.
-        return request.user.has_perm("postbacks.change_incomingpostback")
+        return request.user.has_perm("postbacks.replay_incomingpostback")
 
     @admin.action(
         description="Replay selected unmatched or rejected postbacks",
@@ -188,6 +189,8 @@ class IncomingPostbackAdmin(VisibleRowsMixin, ReadOnlyAdmin):
         # Oldest first: a first deposit is decided before the repeat that followed it.
         for row in queryset.order_by("received", "id"):
             outcome = replay(row)
+            if outcome:
+                log_change(request, [row], f"Replayed: {outcome.status}.")
             counts[outcome.status if outcome else "skipped (not unmatched, rejected or stale)"] += 1
         summary = ", ".join(f"{status}: {count}" for status, count in sorted(counts.items()))
         self.message_user(request, f"Replayed. {summary}")
@@ -291,8 +294,10 @@ class OutgoingPostbackAdmin(admin.ModelAdmin):
             error = f"Cannot build the request: {e}"
         if request.method == "POST" and req is not None:
             if not self.has_change_permission(request, postback):
-                raise PermissionDenied
+                messages.error(request, "Test sends are a team lead's: nothing was sent.")
+                return redirect("admin:postbacks_outgoingpostback_test", postback.pk)
             attempt = delivery.test_send(postback, chosen, user=request.user)
+            log_change(request, [postback], f"Test send: {attempt}.")
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
@@ -360,23 +365,35 @@ class DeliveryAdmin(VisibleRowsMixin, ReadOnlyAdmin):
 
     def changelist_view(self, request, extra_context=None):
         held = self.get_queryset(request).filter(status=Delivery.HELD).count()
-        extra_context = {**(extra_context or {}), "held": held}
+        may_resend = self.has_resend_permission(request)
+        extra_context = {**(extra_context or {}), "held": held, "may_resend": may_resend}
         return super().changelist_view(request, extra_context)
 
     @admin.display(description="Target")
     def target(self, obj):
         return obj.target_name
 
-    @admin.action(description="Resend selected deliveries (same delivery id)")
+    def has_resend_permission(self, request):
+        return request.user.has_perm("postbacks.resend_delivery")
+
+    @admin.action(
+        description="Resend selected deliveries (same delivery id)", permissions=["resend"]
+    )
     def resend_selected(self, request, queryset):
         ids = delivery.resend(queryset)
+        log_change(request, Delivery.objects.filter(pk__in=ids), "Resent (same delivery id).")
         self.message_user(request, f"Resending {len(ids)} deliveries.")
 
-    @admin.action(description="Drop selected held deliveries (never send them)")
+    @admin.action(
+        description="Drop selected held deliveries (never send them)", permissions=["resend"]
+    )
     def drop_held(self, request, queryset):
-        dropped = queryset.filter(status=Delivery.HELD).update(
-            status=Delivery.SKIPPED, last_error=f"Held, then dropped by {request.user}."
-        )
+        with transaction.atomic():
+            held = list(queryset.filter(status=Delivery.HELD).select_for_update())
+            dropped = Delivery.objects.filter(
+                pk__in=[d.pk for d in held], status=Delivery.HELD
+            ).update(status=Delivery.SKIPPED, last_error=f"Held, then dropped by {request.user}.")
+            log_change(request, held, "Dropped: held, never to be sent.")
         self.message_user(request, f"Dropped {dropped} held deliveries.")
 
     def get_urls(self):
@@ -390,8 +407,9 @@ class DeliveryAdmin(VisibleRowsMixin, ReadOnlyAdmin):
         return urls + super().get_urls()
 
     def resend_failed_view(self, request):
-        if not self.has_view_permission(request):
-            raise PermissionDenied
+        if not self.has_resend_permission(request):
+            messages.error(request, "Resending deliveries is a team lead's: nothing was resent.")
+            return redirect("admin:postbacks_delivery_changelist")
         form = ResendFailedForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             since, until = form.cleaned_data["since"], form.cleaned_data["until"]
@@ -399,6 +417,7 @@ class DeliveryAdmin(VisibleRowsMixin, ReadOnlyAdmin):
                 status=Delivery.FAILED, created__date__gte=since, created__date__lte=until
             )
             ids = delivery.resend(failed)
+            log_change(request, Delivery.objects.filter(pk__in=ids), "Resent (same delivery id).")
             messages.success(request, f"Resending {len(ids)} failed deliveries.")
             return redirect("admin:postbacks_delivery_changelist")
         context = {

@@ -58,6 +58,8 @@ class IncomingPostback(models.Model):
 
     class Meta:
         ordering = ["-received", "-id"]
+        # Replaying decides a postback again and may send its events: a team lead's.
+        permissions = [("replay_incomingpostback", "Can replay incoming postbacks")]
         indexes = [
             # Unmatched postbacks waiting for a client with this click id.
             models.Index(fields=["spot", "click_id"], name="incoming_waiting"),
@@ -276,6 +278,8 @@ class Delivery(models.Model):
     class Meta:
         ordering = ["-created"]
         verbose_name_plural = "deliveries"
+        # Resending sends an event again and dropping means it is never sent: a team lead's.
+        permissions = [("resend_delivery", "Can resend and drop deliveries")]
         indexes = [
             # The sweep: pending deliveries that are due.
             models.Index(fields=["status", "next_attempt"], name="delivery_due"),

@@ -190,7 +190,7 @@ def test_a_managers_list_costs_the_same_too(
 
     manager = django_user_model.objects.create_user("m", password="pw-123456", is_staff=True)
     manager.user_permissions.add(Permission.objects.get(codename="view_client"))
-    client.login(username="m", password="pw-123456")
+    client.force_login(manager)
     make_clients(spot, manager, 1)
     from django.db import connection
     from django.test.utils import CaptureQueriesContext

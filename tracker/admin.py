@@ -19,7 +19,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from tracker.admin_utils import copyable
+from tracker.admin_utils import copyable, log_change
 from tracker.models import (
     Goal,
     Partner,
@@ -190,6 +190,7 @@ class SpotAdmin(admin.ModelAdmin):
             messages.error(request, "You may not change this spot.")
         else:
             spot.regenerate_api_key()
+            log_change(request, [spot], "Regenerated the bot API key.")
             messages.success(request, f"New API key for {spot}. Give it to your bots.")
         return redirect("admin:tracker_spot_change", spot.pk)
 
@@ -199,15 +200,20 @@ class SpotAdmin(admin.ModelAdmin):
             messages.error(request, "You may not change this spot.")
         else:
             spot.regenerate_token()
+            log_change(request, [spot], "Regenerated the postback token.")
             messages.success(
                 request, f"New postback token for {spot}. Give the new URL to your networks."
             )
         return redirect("admin:tracker_spot_change", spot.pk)
 
-    @admin.action(description="Regenerate the postback token (old URLs stop working)")
+    @admin.action(
+        description="Regenerate the postback token (old URLs stop working)",
+        permissions=["change"],
+    )
     def regenerate_tokens(self, request, queryset):
         for spot in queryset:
             spot.regenerate_token()
+        log_change(request, queryset, "Regenerated the postback token.")
         self.message_user(request, f"Regenerated the token of {queryset.count()} spot(s).")
 
 
@@ -295,6 +301,7 @@ class PartnerAdmin(admin.ModelAdmin):
                 registration_url=d["registration_url"],
                 outgoing_base=d["outgoing_base"],
             )
+            self.log_addition(request, partner, f"Added from the preset {d['preset']}.")
             messages.success(
                 request,
                 f"{partner} is set up: paste its postback URLs below into the partner.",
@@ -388,3 +395,6 @@ class RegistrationLinkAdmin(admin.ModelAdmin):
         if not obj.pk:
             return "Shown once saved."
         return copyable(obj.final_url, size=100)
+
+
+from tracker import admin_rq  # noqa: E402,F401  (RQ dashboard, superusers only)

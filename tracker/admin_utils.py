@@ -3,6 +3,7 @@
 import json
 
 from django.contrib import admin
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.core.paginator import Paginator
 from django.db import connections
 from django.utils.functional import cached_property
@@ -82,3 +83,9 @@ def copyable(value, size=90):
         value,
         size,
     )
+
+
+def log_change(request, objects, message):
+    """An action or a custom view's change, in each object's History page:
+    who, when and what (the change form writes its own)."""
+    LogEntry.objects.log_actions(request.user.pk, list(objects), CHANGE, change_message=message)

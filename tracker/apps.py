@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 from django.db.models.signals import m2m_changed
 
 
@@ -26,3 +27,10 @@ class TrackerConfig(AppConfig):
         m2m_changed.connect(
             managers_changed, sender=Spot.managers.through, dispatch_uid="spot_managers"
         )
+
+
+class AdminConfig(admin_apps.AdminConfig):
+    """The admin, on the site of tracker/signin.py (INSTALLED_APPS names it)."""
+
+    default = False
+    default_site = "tracker.signin.AdminSite"

@@ -5,6 +5,7 @@ no Redis, postbacks delivered by an in-process loop. DATABASE_URL and
 REDIS_URL switch it to PostgreSQL and RQ.
 """
 
+import datetime
 from pathlib import Path
 
 import environ
@@ -30,13 +31,17 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "tracker.apps.AdminConfig",  # the admin site with the sign-in of tracker/signin.py
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_rq",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "tracker",
     "crm",
     "postbacks",
@@ -49,8 +54,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
     # Last, so it sees a view's exception first: 503 JSON when the database is down.
     "tracker.unavailable.DatabaseUnavailableMiddleware",
 ]
@@ -172,6 +179,8 @@ RQ_QUEUES = {"default": {"URL": _rq_url, "DEFAULT_TIMEOUT": int(POSTBACKS_CLAIM_
 # Workers sweep the database for due deliveries themselves (postbacks/worker.py)
 # and run jobs in their own process.
 RQ = {"WORKER_CLASS": "postbacks.worker.DeliveryWorker"}
+# tracker/admin_rq.py registers the dashboard itself: superusers only, with Redis only.
+RQ_SHOW_ADMIN_LINK = False
 
 # Behind a TLS-terminating proxy (the production setup of the README).
 if env.bool("BEHIND_PROXY", default=False):
@@ -189,6 +198,32 @@ if not DEBUG:
     # load balancers probe over plain http.
     SECURE_REDIRECT_EXEMPT = [r"^api/", r"^healthz$"]
     SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# Signing in to the admin (tracker/signin.py). django-axes counts failed
+# sign-ins per username and address: LOGIN_FAILURE_LIMIT in a row lock that
+# username out from that address for LOGIN_LOCKOUT_MINUTES (a failure while
+# locked starts the wait again); a superuser lifts a lockout by deleting it
+# under Axes > Access attempts. Only the admin's sign-in is counted: the
+# public endpoints never authenticate a user.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "crm.http.client_addr"  # the address PROXY_HOPS says is the caller's
+AXES_LOCKOUT_CALLABLE = "tracker.signin.locked_out"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False  # no banner on every start; lockouts are still logged as warnings
+AXES_SENSITIVE_PARAMETERS = []  # a lockout's log line names the username and address
+# A second factor (TOTP, with recovery codes) is open to every staff user;
+# with TWO_FACTOR_REQUIRED superusers and team leads cannot use the admin
+# without one.
+TWO_FACTOR_REQUIRED = env.bool("TWO_FACTOR_REQUIRED", default=False)
+OTP_TOTP_ISSUER = env.str("TWO_FACTOR_ISSUER", default="Postback tracker")
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 # Public base URL used for absolute links in the admin (incoming postback URLs)
 # when they are shown outside a request; the request's host is used otherwise.

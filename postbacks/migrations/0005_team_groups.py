@@ -1,18 +1,36 @@
 """The Managers and Team leads groups, with their permissions, on every install."""
 
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-from postbacks.team import setup_groups
+from postbacks.team import migrate_groups
+
+# As they were at this migration; later ones add to them.
+MANAGERS = [
+    "crm.view_client",
+    "crm.change_client",
+    "crm.view_conversion",
+    "crm.view_message",
+    "crm.add_message",
+    "crm.view_customfieldvalue",
+    "crm.add_customfieldvalue",
+    "crm.change_customfieldvalue",
+    "crm.view_dailystat",
+    "postbacks.view_delivery",
+    "postbacks.view_deliveryattempt",
+]
+TEAM_LEADS = [
+    *MANAGERS,
+    "crm.add_client",
+    "crm.change_conversion",
+    "crm.change_message",
+    "crm.view_all_clients",
+    "crm.assign_client",
+    "postbacks.view_incomingpostback",
+]
 
 
 def create_groups(apps, schema_editor):
-    # Permissions are normally made after all migrations ran; this one needs them now.
-    for config in apps.get_app_configs():
-        config.models_module = True
-        create_permissions(config, apps=apps, verbosity=0)
-        config.models_module = None
-    setup_groups(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
+    migrate_groups(apps, {"Managers": MANAGERS, "Team leads": TEAM_LEADS})
 
 
 class Migration(migrations.Migration):
