@@ -30,7 +30,7 @@ class TrackerConfig(AppConfig):
 
 
 class AdminConfig(admin_apps.AdminConfig):
-    """The admin, on the site of tracker/signin.py (INSTALLED_APPS names it)."""
+    """The admin, on the site of tracker/site.py (INSTALLED_APPS names it)."""
 
     default = False
-    default_site = "tracker.signin.AdminSite"
+    default_site = "tracker.site.AdminSite"

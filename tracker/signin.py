@@ -23,30 +23,27 @@ set a factor up and a per-role rule are all of it.
 
 import io
 from base64 import b32encode
-from functools import update_wrapper
 
+import qrcode
+import qrcode.image.svg
 from django import forms
 from django.conf import settings
-from django.contrib import admin, messages
+from django.contrib import messages
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.signals import user_login_failed
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import path
 from django.utils.safestring import mark_safe
 from django_otp import devices_for_user
 from django_otp import login as verify_session
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
-from django_otp.qr import write_qrcode_image
 
 from tracker.admin_utils import log_change
 
 RECOVERY_CODES = 10
-# Pages a user who still owes a second factor may open: to set it up, or leave.
-OPEN_WITHOUT_FACTOR = {"two_factor", "logout"}
 
 
 def lockout_minutes():
@@ -132,75 +129,57 @@ def locked_out(request, response, credentials):
     return response
 
 
-class AdminSite(admin.AdminSite):
-    login_form = SignInForm
-
-    def admin_view(self, view, cacheable=False):
-        inner = super().admin_view(view, cacheable)
-
-        def guarded(request, *args, **kwargs):
-            match = request.resolver_match
-            if owes_second_factor(request) and match.url_name not in OPEN_WITHOUT_FACTOR:
-                messages.warning(request, "Your role needs a second factor: set it up first.")
-                return redirect("admin:two_factor")
-            return inner(request, *args, **kwargs)
-
-        return update_wrapper(guarded, view)
-
-    def get_urls(self):
-        page = self.admin_view(self.two_factor_view)
-        return [path("two-factor/", page, name="two_factor"), *super().get_urls()]
-
-    def two_factor_view(self, request):
-        user = request.user
-        app = TOTPDevice.objects.filter(user=user).first()
-        code = request.POST.get("code", "")
-        done = request.POST.get("do", "")
-        shown_codes = []
-        if request.method == "POST" and done == "confirm" and app and not app.confirmed:
-            if app.verify_token(code.replace(" ", "")):
-                with transaction.atomic():
-                    app.confirmed = True
-                    app.save(update_fields=["confirmed"])
-                    shown_codes = new_recovery_codes(user)
-                verify_session(request, app)
-                log_change(request, [user], "Set up a second factor (authenticator app).")
-                messages.success(request, "Two-factor sign-in is on. Keep the recovery codes.")
-            else:
-                messages.error(request, "That code is wrong or expired: try the current one.")
-        elif request.method == "POST" and done and app and app.confirmed:
-            device = check_code(user, code)
-            if device is None:
-                messages.error(request, "That code is wrong or expired: nothing was changed.")
-            elif done == "verify":
-                verify_session(request, device)
-                messages.success(request, "Signed in with your second factor.")
-            elif done == "recovery":
+def two_factor_view(site, request):
+    """The page where a user sets up, checks or turns off their second factor."""
+    user = request.user
+    app = TOTPDevice.objects.filter(user=user).first()
+    code = request.POST.get("code", "")
+    done = request.POST.get("do", "")
+    shown_codes = []
+    if request.method == "POST" and done == "confirm" and app and not app.confirmed:
+        if app.verify_token(code.replace(" ", "")):
+            with transaction.atomic():
+                app.confirmed = True
+                app.save(update_fields=["confirmed"])
                 shown_codes = new_recovery_codes(user)
-                log_change(request, [user], "Made new recovery codes.")
-            elif done == "off" and needs_second_factor(user):
-                messages.error(request, "Your role needs a second factor: it stays on.")
-            elif done == "off":
-                for kind in (TOTPDevice, StaticDevice):
-                    kind.objects.filter(user=user).delete()
-                log_change(request, [user], "Turned the second factor off.")
-                messages.success(request, "Two-factor sign-in is off.")
-                return redirect("admin:two_factor")
-        if app is None:
-            app = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
-        recovery = StaticToken.objects.filter(device__user=user).count()
-        context = {
-            **self.each_context(request),
-            "title": "Two-factor sign-in",
-            "app": app,
-            "qr": qr_svg(app.config_url) if not app.confirmed else "",
-            "secret": " ".join(chunks(b32encode(app.bin_key).decode(), 4)),
-            "recovery_left": recovery,
-            "shown_codes": shown_codes,
-            "required": needs_second_factor(user),
-            "verified": user.is_verified(),
-        }
-        return TemplateResponse(request, "admin/two_factor.html", context)
+            verify_session(request, app)
+            log_change(request, [user], "Set up a second factor (authenticator app).")
+            messages.success(request, "Two-factor sign-in is on. Keep the recovery codes.")
+        else:
+            messages.error(request, "That code is wrong or expired: try the current one.")
+    elif request.method == "POST" and done and app and app.confirmed:
+        device = check_code(user, code)
+        if device is None:
+            messages.error(request, "That code is wrong or expired: nothing was changed.")
+        elif done == "verify":
+            verify_session(request, device)
+            messages.success(request, "Signed in with your second factor.")
+        elif done == "recovery":
+            shown_codes = new_recovery_codes(user)
+            log_change(request, [user], "Made new recovery codes.")
+        elif done == "off" and needs_second_factor(user):
+            messages.error(request, "Your role needs a second factor: it stays on.")
+        elif done == "off":
+            for kind in (TOTPDevice, StaticDevice):
+                kind.objects.filter(user=user).delete()
+            log_change(request, [user], "Turned the second factor off.")
+            messages.success(request, "Two-factor sign-in is off.")
+            return redirect("admin:two_factor")
+    if app is None:
+        app = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
+    recovery = StaticToken.objects.filter(device__user=user).count()
+    context = {
+        **site.each_context(request),
+        "title": "Two-factor sign-in",
+        "app": app,
+        "qr": qr_svg(app.config_url) if not app.confirmed else "",
+        "secret": " ".join(chunks(b32encode(app.bin_key).decode(), 4)),
+        "recovery_left": recovery,
+        "shown_codes": shown_codes,
+        "required": needs_second_factor(user),
+        "verified": user.is_verified(),
+    }
+    return TemplateResponse(request, "admin/two_factor.html", context)
 
 
 def new_recovery_codes(user):
@@ -213,8 +192,9 @@ def new_recovery_codes(user):
 
 
 def qr_svg(data):
+    """The QR code as inline SVG: one path, in an <svg> that HTML parses as SVG."""
     out = io.BytesIO()
-    write_qrcode_image(data, out)
+    qrcode.make(data, image_factory=qrcode.image.svg.SvgPathImage).save(out)
     svg = out.getvalue().decode()
     # Made by qrcode from our own otpauth URL: no user text reaches it unescaped.
     return mark_safe(svg[svg.index("<svg") :])
