@@ -389,12 +389,14 @@ class DeliveryAdmin(VisibleRowsMixin, ReadOnlyAdmin):
     )
     def drop_held(self, request, queryset):
         with transaction.atomic():
-            held = list(queryset.filter(status=Delivery.HELD).select_for_update())
-            dropped = Delivery.objects.filter(
-                pk__in=[d.pk for d in held], status=Delivery.HELD
-            ).update(status=Delivery.SKIPPED, last_error=f"Held, then dropped by {request.user}.")
+            # Locked, so what is logged as dropped is what was dropped.
+            chosen = Delivery.objects.filter(status=Delivery.HELD, pk__in=queryset.values("pk"))
+            held = list(chosen.select_for_update())
+            Delivery.objects.filter(pk__in=[d.pk for d in held]).update(
+                status=Delivery.SKIPPED, last_error=f"Held, then dropped by {request.user}."
+            )
             log_change(request, held, "Dropped: held, never to be sent.")
-        self.message_user(request, f"Dropped {dropped} held deliveries.")
+        self.message_user(request, f"Dropped {len(held)} held deliveries.")
 
     def get_urls(self):
         urls = [
