@@ -11,6 +11,7 @@ import datetime
 from django import forms
 from django.conf import settings
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.template.response import TemplateResponse
@@ -206,6 +207,11 @@ def needs_rebuild():
 
 @admin.register(DailyStat)
 class StatisticsAdmin(admin.ModelAdmin):
+    def has_view_permission(self, request, obj=None):
+        # The rollup is read through the report, which keeps a manager to their
+        # own figures; a row's own pages would show anyone's.
+        return obj is None and super().has_view_permission(request)
+
     def has_add_permission(self, request):
         return False
 
@@ -221,7 +227,7 @@ class StatisticsAdmin(admin.ModelAdmin):
 
     def changelist_view(self, request, extra_context=None):
         if not self.has_view_permission(request):
-            return self.admin_site.login(request)
+            raise PermissionDenied
         form, query = read_query(request)
         rep = report.build(query)
         # A page of lines: a year by campaign and geo is thousands; the CSV has them all.

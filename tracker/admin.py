@@ -80,6 +80,7 @@ class PartnerInline(admin.TabularInline):
 
 class SpotAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "crm_enabled", "currency", "goal_count", "created"]
+    ordering = ["name"]
     list_filter = ["crm_enabled", "currency"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}

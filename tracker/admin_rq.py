@@ -30,6 +30,9 @@ class QueueDashboardAdmin(QueueAdmin):
     def has_change_permission(self, request, obj=None):
         return is_operator(request)
 
+    def get_object(self, request, object_id, from_field=None):
+        return None  # the dashboard has no rows (its model has no table)
+
     def changelist_view(self, request, extra_context=None):
         return self.operators_only(super().changelist_view)(request)
 
