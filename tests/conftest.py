@@ -4,7 +4,7 @@ from crm.models import Client
 from tracker.models import Spot
 from tracker.presets import load_presets
 
-pytest_plugins = ["tests.browser", "tests.receiver"]
+pytest_plugins = ["tests.browser", "tests.receiver", "tests.team"]
 
 
 @pytest.fixture

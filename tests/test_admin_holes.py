@@ -10,15 +10,7 @@ from django.utils import timezone
 
 from crm.models import Client, Message
 from postbacks.models import Delivery, IncomingPostback
-from tests import test_team
 from tests.test_roles import login
-
-groups, make_user, team, book = (
-    test_team.groups,
-    test_team.make_user,
-    test_team.team,
-    test_team.book,
-)
 
 
 def test_a_foreign_id_in_the_add_forms_url_names_no_row(client, team, book):

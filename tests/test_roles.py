@@ -31,16 +31,8 @@ from django_rq.models import Dashboard
 from crm.models import CustomField, DailyStat, ExchangeRate
 from crm.visibility import MANAGERS
 from postbacks.models import Delivery, IncomingPostback
-from tests import test_team
 from tracker.admin_rq import QueueDashboardAdmin
 from tracker.models import Partner, RegistrationLink
-
-groups, make_user, team, book = (
-    test_team.groups,
-    test_team.make_user,
-    test_team.team,
-    test_team.book,
-)
 
 ROLES = {"A": "anonymous", "N": "loner", "M": "manager", "L": "lead", "S": "superuser"}
 LETTER = {name: letter for letter, name in ROLES.items()}
