@@ -90,7 +90,7 @@ MODELS = {
     "otp_totp.totpdevice": Page("S", "S", "S", "S", device("otp_totp.totpdevice")),
     "otp_static.staticdevice": Page("S", "S", "S", "S", device("otp_static.staticdevice")),
     # Registered only with REDIS_URL; it has no rows (see the RQ tests at the end).
-    "django_rq.dashboard": Page("S", "", "S", "S", None),
+    "django_rq.dashboard": Page("S", "", "S", "", None),
 }
 PAGES = ["changelist", "add", "change", "delete", "history"]
 OBJECT_PAGES = {"change", "delete", "history"}
@@ -352,7 +352,11 @@ def as_role(client, world):
 
 
 def snapshot(labels):
-    return {label: list(apps.get_model(label).objects.order_by("pk").values()) for label in labels}
+    models = [apps.get_model(label) for label in labels]
+    # RQ's dashboard has no table: nothing of it can change.
+    return {
+        m._meta.label: list(m.objects.order_by("pk").values()) for m in models if m._meta.managed
+    }
 
 
 def said(response):
@@ -548,8 +552,8 @@ def test_an_action_is_offered_to_and_run_by_exactly_the_roles_of_its_line(
         request = RequestFactory().get(changelist)
         request.user = world.users[role] or AnonymousUser()
         assert (name in model_admin(label).get_actions(request)) == may
-    if may:
-        return  # what it does: each action's own tests
+    if may or not apps.get_model(label)._meta.managed:
+        return  # what it does: each action's own tests; RQ's dashboard has no rows
     before = snapshot([label])
     row = world.rows.get(label)  # the statistics have no row of their own to pick
     chosen = {"action": name, "_selected_action": [row.pk if row else 1], **act.form(world)}
@@ -738,9 +742,7 @@ def test_an_rq_dashboard_page_opens_for_exactly_the_roles_of_its_line(
     elif role == "anonymous":
         assert is_login_redirect(response, "rq_admin")
     else:
-        assert response.status_code == 302
-        assert response["Location"] == reverse("admin:index")
-        assert said(response) == ["The RQ dashboard is for superusers."]
+        assert response.status_code == 403
 
 
 def rq_page_params():

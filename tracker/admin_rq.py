@@ -9,8 +9,8 @@ In the embedded mode there is no Redis and nothing to show.
 from functools import wraps
 
 from django.conf import settings
-from django.contrib import admin, messages
-from django.shortcuts import redirect
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django_rq.admin import QueueAdmin
 from django_rq.models import Dashboard
 from django_rq.urls import get_admin_urlpatterns, get_api_urlpatterns
@@ -21,6 +21,8 @@ def is_operator(request):
 
 
 class QueueDashboardAdmin(QueueAdmin):
+    actions = None  # the dashboard has no rows to act on
+
     def has_module_permission(self, request):
         return is_operator(request)
 
@@ -30,18 +32,23 @@ class QueueDashboardAdmin(QueueAdmin):
     def has_change_permission(self, request, obj=None):
         return is_operator(request)
 
+    def has_delete_permission(self, request, obj=None):
+        return False
+
     def get_object(self, request, object_id, from_field=None):
         return None  # the dashboard has no rows (its model has no table)
 
     def changelist_view(self, request, extra_context=None):
-        return self.operators_only(super().changelist_view)(request)
+        if not is_operator(request):
+            raise PermissionDenied
+        request.current_app = self.admin_site.name
+        return super().changelist_view(request)
 
     def operators_only(self, view):
         @wraps(view)
         def guarded(request, *args, **kwargs):
             if not is_operator(request):
-                messages.error(request, "The RQ dashboard is for superusers.")
-                return redirect("admin:index")
+                raise PermissionDenied
             request.current_app = self.admin_site.name
             return view(request, *args, **kwargs)
 
