@@ -39,10 +39,7 @@ class QueueDashboardAdmin(QueueAdmin):
         return None  # the dashboard has no rows (its model has no table)
 
     def changelist_view(self, request, extra_context=None):
-        if not is_operator(request):
-            raise PermissionDenied
-        request.current_app = self.admin_site.name
-        return super().changelist_view(request)
+        return self.operators_only(super().changelist_view)(request)
 
     def operators_only(self, view):
         @wraps(view)
