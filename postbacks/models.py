@@ -14,9 +14,10 @@ from tracker.models import Goal, Partner, Pixel, SendsStatuses, Spot
 class IncomingPostback(models.Model):
     """One request to the incoming endpoint, stored before it is processed."""
 
-    RECEIVED, ACCEPTED, DUPLICATE, UNMATCHED, REJECTED = (
+    RECEIVED, ACCEPTED, UPDATED, DUPLICATE, UNMATCHED, REJECTED = (
         "received",
         "accepted",
+        "updated",
         "duplicate",
         "unmatched",
         "rejected",
@@ -24,6 +25,8 @@ class IncomingPostback(models.Model):
     STATUSES = [
         (RECEIVED, "Received"),
         (ACCEPTED, "Accepted"),
+        # It changed the status or amount of a conversion it named by tid.
+        (UPDATED, "Updated"),
         (DUPLICATE, "Duplicate"),
         (UNMATCHED, "Unmatched"),
         (REJECTED, "Rejected"),
@@ -118,6 +121,19 @@ class OutgoingPostback(SendsStatuses):
         default="Authorization, Proxy-Authorization, X-Api-Key, Access-Token",
         help_text="Headers whose values are masked in the delivery log and the preview "
         "(they are sent as they are).",
+    )
+    status_words = models.TextField(
+        "receiver's status words",
+        blank=True,
+        help_text="How the receiver names a conversion's status, one 'status = word' per "
+        "line, e.g. 'approved = sale'; {status} sends the word. Empty: approved, pending, "
+        "rejected as they are.",
+    )
+    required_macros = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="Macros without which the receiver cannot use the event, comma separated, "
+        "e.g. 'cl_id': an event whose value is empty is skipped, with the reason.",
     )
     enabled = models.BooleanField(default=True)
     locked = models.BooleanField(
@@ -266,6 +282,9 @@ class Delivery(models.Model):
     next_attempt = models.DateTimeField(null=True, blank=True)
     claimed_until = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # The HTTP status of the last attempt (empty: no answer, or not tried yet):
+    # the list shows it next to a delivery that is retrying.
+    last_http_status = models.PositiveSmallIntegerField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
     # What this delivery reports: the conversion's status when it was made and,

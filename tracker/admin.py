@@ -1,6 +1,6 @@
 """Admin of the tracking setup.
 
-The Spot admin is registered in postbacks/admin.py: it shows the inlines of
+The Spot admin is registered in postbacks/admin/spots.py: it shows the inlines of
 the upper layers too (custom fields, outgoing postbacks), which this layer
 may not import.
 """

@@ -6,6 +6,7 @@ from django.contrib import admin
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.core.paginator import Paginator
 from django.db import connections
+from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
@@ -89,3 +90,11 @@ def log_change(request, objects, message):
     """An action or a custom view's change, in each object's History page:
     who, when and what (the change form writes its own)."""
     LogEntry.objects.log_actions(request.user.pk, list(objects), CHANGE, change_message=message)
+
+
+def admin_link(obj, name):
+    if obj is None:
+        return "-"
+    return format_html(
+        '<a href="{}">{}</a>', reverse(f"admin:{name}_change", args=[obj.pk]), str(obj)
+    )

@@ -1,0 +1,167 @@
+"""Outgoing postbacks: their settings, state, preview and test send."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from crm.models import Conversion
+from crm.visibility import visible
+from postbacks import delivery
+from postbacks.models import Delivery, OutgoingPostback
+from tracker.admin_utils import log_change
+
+
+class LockedUrlForm(forms.ModelForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # A partner preset fixed this URL: the partner accepts no other.
+        if self.instance.pk and self.instance.locked and "url" in self.fields:
+            self.fields["url"].disabled = True
+
+
+class OutgoingPostbackForm(LockedUrlForm):
+    def clean(self):
+        data = super().clean()
+        spot = data.get("spot") or (self.instance.spot if self.instance.spot_id else None)
+        if spot and data.get("goals"):
+            foreign = [g for g in data["goals"] if g.spot_id != spot.pk]
+            if foreign:
+                names = ", ".join(f"{g.name} ({g.spot})" for g in foreign)
+                self.add_error("goals", f"Goals of another spot never fire here: {names}.")
+        return data
+
+
+def postback_state(obj):
+    """On, off or disabled by failures, and how many deliveries it holds."""
+    if obj.enabled:
+        return "Enabled"
+    held = obj.deliveries.filter(status=Delivery.HELD).count() if obj.pk else 0
+    holding = f" · {held} deliveries held, sent when switched on" if held else ""
+    if obj.disabled_reason:
+        return format_html(
+            '<strong style="color:#ba2121">Disabled: {}</strong>{}', obj.disabled_reason, holding
+        )
+    return f"Off{holding}"
+
+
+class OutgoingPostbackAdmin(admin.ModelAdmin):
+    form = OutgoingPostbackForm
+    list_display = ["name", "spot", "method", "enabled", "state", "created"]
+    list_filter = ["spot", "enabled", "method"]
+    search_fields = ["name", "url"]
+    list_select_related = ["spot"]
+    filter_horizontal = ["goals"]
+    readonly_fields = ["test_link", "consecutive_failures", "state"]
+    fieldsets = [
+        (None, {"fields": ["spot", "name", "partner", "goals", "enabled", "test_link"]}),
+        (
+            "Request",
+            {
+                "fields": [
+                    "url",
+                    "method",
+                    "body_format",
+                    "body",
+                    "headers",
+                    "secret_headers",
+                    "timeout",
+                ],
+                "description": "Macros: {click_id}, {cl_id}, {action}, {sum}, {currency}, "
+                "{tid}, {status}, {geo}, {user_id}, {username}, {name}, {player_id}, {manager}, "
+                "{now}, {advert__campaign_id} and the other {advert__...}, {params__X}, "
+                "{fields__X}; for ad networks' matching {ip}, {ua}, {fbclid}, {fbc} (built from "
+                "fbclid when no cookie came), {fbp}, {ttclid}, {gclid}. Other trackers' names "
+                "work too: {click} (click id), {id} (client id), {adid} (ad id).",
+            },
+        ),
+        (
+            "When to send",
+            {
+                "fields": [
+                    ("send_approved", "send_pending", "send_rejected"),
+                    "first_event_only",
+                    "reengagement_window",
+                    "all_users",
+                ],
+                "description": "A conversion is sent when it reaches a status ticked here, "
+                "when made or later (a pending one approved, an approved one charged back); "
+                "{status}, {previous_status} and {previous_sum} say which.",
+            },
+        ),
+        ("Pace", {"fields": ["min_delay", "max_rps"]}),
+        (
+            "Responses",
+            {"fields": ["success_status", "success_text", "error_status", "error_text"]},
+        ),
+        ("Health", {"fields": ["consecutive_failures", "state"]}),
+    ]
+
+    @admin.display(description="State")
+    def state(self, obj):
+        return postback_state(obj)
+
+    @admin.display(description="Test")
+    def test_link(self, obj):
+        if not obj.pk:
+            return "Preview and test send once the postback is saved."
+        url = reverse("admin:postbacks_outgoingpostback_test", args=[obj.pk])
+        return format_html('<a class="button" href="{}">Preview and test send</a>', url)
+
+    def get_urls(self):
+        urls = [
+            path(
+                "<int:pk>/test/",
+                self.admin_site.admin_view(self.test_view),
+                name="postbacks_outgoingpostback_test",
+            )
+        ]
+        return urls + super().get_urls()
+
+    def test_view(self, request, pk):
+        postback = get_object_or_404(OutgoingPostback.objects.select_related("spot"), pk=pk)
+        if not self.has_view_permission(request, postback):
+            raise PermissionDenied
+        own = visible(request.user, Conversion.objects.filter(spot=postback.spot), "client__")
+        conversions = own.select_related("client", "goal")[:50]
+        chosen = None
+        conv_id = request.POST.get("conversion") or request.GET.get("conversion")
+        if conv_id:
+            chosen = own.filter(pk=conv_id).first()
+        req, attempt, error = None, None, ""
+        try:
+            req = delivery.preview(postback, chosen)
+        except Exception as e:  # a template the admin cannot render is shown, not raised
+            error = f"Cannot build the request: {e}"
+        if request.method == "POST" and req is not None:
+            if not self.has_change_permission(request, postback):
+                messages.error(request, "Test sends are a team lead's: nothing was sent.")
+                return redirect("admin:postbacks_outgoingpostback_test", postback.pk)
+            attempt = delivery.test_send(postback, chosen, user=request.user)
+            log_change(request, [postback], f"Test send: {attempt}.")
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Preview and test send: {postback}",
+            "postback": postback,
+            "conversions": conversions,
+            "chosen": chosen,
+            "req": req,
+            "attempt": attempt,
+            "error": error,
+            "recent_tests": postback.test_attempts.order_by("-created")[:10],
+        }
+        return TemplateResponse(request, "admin/postbacks/test_send.html", context)
+
+    def get_readonly_fields(self, request, obj=None):
+        # A partner preset fixed this URL: the partner accepts no other.
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.locked:
+            fields += ["url", "method", "body_format", "body"]
+        return fields
+
+
+admin.site.register(OutgoingPostback, OutgoingPostbackAdmin)
