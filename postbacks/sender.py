@@ -11,22 +11,31 @@
 """
 
 import contextlib
+import errno
 import heapq
+import http.client
 import http.cookiejar
 import ipaddress
 import itertools
 import socket
+import ssl
 import sys
 import threading
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    NameResolutionError,
+    NewConnectionError,
+    ProtocolError,
+)
 
 from postbacks.render import parse_statuses
 
@@ -385,7 +394,9 @@ def send(req, timeout, delivery_id=None):
         cause = e
         while cause.__context__ is not None and isinstance(cause.__context__, BlockedAddress):
             cause = cause.__context__
-        result.error_class, result.error = type(cause).__name__, str(cause)[:2000]
+        connect_timeout = min(settings.POSTBACKS_CONNECT_TIMEOUT, timeout)
+        text = plain_error(cause, req.url, connect_timeout, timeout)
+        result.error_class, result.error = type(cause).__name__, text[:2000]
     except (ValueError, UnicodeError, OSError) as e:
         # A URL that cannot even be sent (bad host name, bad port) is a failed
         # attempt like any other, not a crashed worker holding its claim.
@@ -402,6 +413,74 @@ def send(req, timeout, delivery_id=None):
         )
     result.duration_ms = int((time.monotonic() - started) * 1000)
     return result
+
+
+def causes(exc):
+    """`exc` and every error inside it, outermost first: requests wraps urllib3's
+    MaxRetryError (in args), which names its reason, which has its cause."""
+    found, todo = [], [exc]
+    while todo:
+        e = todo.pop(0)
+        if not isinstance(e, BaseException) or any(e is f for f in found):
+            continue
+        found.append(e)
+        todo += [getattr(e, "reason", None), e.__cause__, e.__context__, *e.args]
+    return found
+
+
+def _where(url):
+    """host:port of `url`, with the scheme's port when none is written."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return parts.hostname or url, f"{parts.hostname}:{port}"
+    except ValueError:
+        return url, url
+
+
+def plain_error(exc, url, connect_timeout, read_timeout):
+    """What went wrong with a send, in an operator's words, not urllib3's
+    ("Max retries exceeded ... [Errno 111]"); the text of `exc` when it is none
+    of the usual troubles."""
+    host, where = _where(url)
+    found = causes(exc)
+
+    def first(kind):
+        return next((e for e in found if isinstance(e, kind)), None)
+
+    if gai := first(socket.gaierror):
+        if gai.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None)):
+            return f"DNS: no such host {host}"
+        return f"DNS: cannot resolve {host} ({gai.strerror or gai})"
+    if first(NameResolutionError):
+        return f"DNS: cannot resolve {host}"
+    if cert := first(ssl.SSLCertVerificationError):
+        return f"TLS: certificate verify failed for {where} ({cert.verify_message})"
+    if tls := first(ssl.SSLError):
+        return f"TLS: handshake with {where} failed ({tls.reason or tls})"
+    if first(ConnectionRefusedError):
+        return f"connection refused by {where}"
+    if first(ConnectTimeoutError) or first(requests.ConnectTimeout):
+        if any(isinstance(e, TimeoutError) and "resolving" in str(e) for e in found):
+            return f"DNS: resolving {host} timed out"
+        return f"timed out after {connect_timeout:g} s connecting to {where}"
+    if first(requests.ReadTimeout):
+        return f"no answer from {where} within {read_timeout:g} s (read timeout)"
+    if first(ConnectionResetError):
+        return f"connection reset by {where}"
+    if first(http.client.RemoteDisconnected) or first(ProtocolError):
+        return f"connection closed by {where} without an answer"
+    if (os_error := first(OSError)) and os_error.errno in UNREACHABLE:
+        return f"{UNREACHABLE[os_error.errno]}: {where}"
+    return str(exc)
+
+
+# Connect errors that name the network's trouble rather than the receiver's.
+UNREACHABLE = {
+    errno.ENETUNREACH: "network unreachable",
+    errno.EHOSTUNREACH: "host unreachable",
+    errno.EADDRNOTAVAIL: "address not available",
+}
 
 
 def _read_capped(resp, cap):
