@@ -45,12 +45,14 @@ from postbacks.incoming_params import (
     check_caller,
     event_word,
     find_partner,
+    is_macro,
     name_of,
     parse_params,
     pick,
     read_amount,
     read_currency,
     read_status,
+    refuse_macros,
     short,
     words,
 )
@@ -245,6 +247,7 @@ def accept(row, spot, query, body):
     params, warnings = parse_params(query, body, row.content_type)
     partner = find_partner(spot, params)
     check_caller(spot, partner, row.remote_addr)
+    refuse_macros(params, partner)
     event = event_word(spot, params)
     click_id = pick(params, CLICK_ID + ([partner.click_id_param.lower()] if partner else []))
     if not click_id:
@@ -334,6 +337,9 @@ def apply_player_id(client, params):
     player_id = pick(params, PLAYER_ID)
     if not player_id or player_id == client.player_id:
         return []
+    if is_macro(player_id):
+        name = name_of(params, PLAYER_ID)
+        return [f"{name} is {player_id[:100]!r}, an unreplaced macro of the network: ignored."]
     if len(player_id) > MAX_PLAYER_ID:
         name = name_of(params, PLAYER_ID)
         return [f"{name} is longer than {MAX_PLAYER_ID} characters: ignored."]
@@ -352,6 +358,11 @@ def apply_fields(client, params):
     values = []
     for key, raw in wanted.items():
         custom_field = known.get(key)
+        if is_macro(raw):
+            warnings.append(
+                f"fields.{key[:100]} is {raw[:100]!r}, an unreplaced macro of the network: ignored."
+            )
+            continue
         if custom_field is None:
             warnings.append(
                 f"fields.{key[:100]}: no custom field with this key "

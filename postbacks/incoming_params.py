@@ -7,6 +7,7 @@ partners and goals.
 
 import json
 import logging
+import re
 from urllib.parse import parse_qsl
 
 from crm import values
@@ -29,6 +30,31 @@ FIELD_PREFIX = "fields."
 MAX_FIELDS = 1000  # parameters per request, as Django's own form limit
 MAX_TID = 200  # Conversion.tid
 MAX_PLAYER_ID = 200  # Client.player_id
+
+
+# A value that is a network's macro as written in the postback URL, not filled
+# in: {sub1}, {{clickid}}, [SUBID], %subid%, ##clickid##, $clickid, ${clickid},
+# <clickid>. Networks leave them when the click carried no value for them.
+MACRO = re.compile(
+    r"""^(?:
+        \{\{?\s*[a-z_][\w.\-]*\s*\}?\}
+      | \[\[?\s*[a-z_][\w.\-]*\s*\]?\]
+      | %[a-z_][\w.\-]*%
+      | \#\#?[a-z_][\w.\-]*\#\#?
+      | \$\{?[a-z_][\w.\-]*\}?
+      | <[a-z_][\w.\-]*>
+    )$""",
+    re.I | re.X,
+)
+# What each parameter that decides a conversion means, for the message.
+MEANINGS = [
+    (CLICK_ID, "the click id"),
+    (EVENT, "the event"),
+    (AMOUNT, "the amount"),
+    (CURRENCY, "the currency"),
+    (TID, "the transaction id"),
+    (STATUS, "the status"),
+]
 
 
 class Rejected(Exception):
@@ -116,6 +142,29 @@ def name_of(params, names):
     return next((n for n in names if params.get(n)), names[0])
 
 
+def is_macro(value):
+    return bool(MACRO.match(value.strip()))
+
+
+def refuse_macros(params, partner=None):
+    """A parameter that decides the conversion and holds an unfilled macro is
+    refused at once: a click id of '{sub1}' would otherwise wait for a client
+    that never comes, a tid of '{id}' make every later deposit its duplicate."""
+    meanings = list(MEANINGS)
+    if partner is not None and partner.click_id_param:
+        meanings.append(([partner.click_id_param.lower()], "the click id"))
+    for names, meaning in meanings:
+        for name in names:
+            value = params.get(name, "")
+            if value and is_macro(value):
+                raise Rejected(
+                    400,
+                    f"{name} is {value[:100]!r}, an unreplaced macro of the network: the "
+                    f"network did not fill in {meaning}. Check the macro's name in the postback "
+                    "URL set at the network.",
+                )
+
+
 def find_partner(spot, params):
     slug = params.get("partner", "")
     if not slug:
@@ -149,7 +198,9 @@ def event_word(spot, params):
         if candidate in accepted:
             return candidate
     raise Rejected(
-        400, f"Unknown event {word[:100]!r} in {name_of(params, EVENT)}: use {words(accepted)}."
+        400,
+        f"Unknown event {word[:100]!r} in {name_of(params, EVENT)}: use {words(accepted)}, or "
+        "add a goal with this token on the spot page.",
     )
 
 
