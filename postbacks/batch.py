@@ -210,7 +210,7 @@ def _succeeded_sql(count):
     table = connection.ops.quote_name(Delivery._meta.db_table)
     return (
         f"UPDATE {table} SET status = %s, attempts = attempts + 1, claimed_until = NULL, "
-        f"last_error = '', next_attempt = NULL, updated = %s "
+        f"last_error = '', last_http_status = %s, next_attempt = NULL, updated = %s "
         f"WHERE id IN ({', '.join(['%s'] * count)})"
     )
 
@@ -321,7 +321,7 @@ class Pipeline:
         judged = [(d, req, result, *sender.judge(result, d.postback)) for d, req, result in sent]
         with transaction.atomic(savepoint=False):  # as claim's
             delivery.insert_attempts([(*send, send[0].logged + 1) for send in judged])
-            self.succeeded([d for d, _, _, ok, _ in judged if ok])
+            self.succeeded([(d, result.status) for d, _, result, ok, _ in judged if ok])
             for d, _, result, ok, reason in judged:
                 if not ok:
                     if d.postback is not None:
@@ -330,13 +330,21 @@ class Pipeline:
             if unsent:  # due again at once; not an attempt
                 delivery.defer(unsent, delivery.now())
 
-    def succeeded(self, deliveries):
-        if not deliveries:
+    def succeeded(self, answered):
+        """Mark [(delivery, HTTP status)] delivered: one statement per status code
+        (nearly always one, 200), as each keeps its code for the list."""
+        if not answered:
             return
-        ids = sorted(d.pk for d in deliveries)
-        params = [Delivery.SUCCESS, connection.ops.adapt_datetimefield_value(delivery.now())]
+        by_status = {}
+        for d, status in answered:
+            by_status.setdefault(status, []).append(d.pk)
+        at = connection.ops.adapt_datetimefield_value(delivery.now())
         with connection.cursor() as cursor:
-            cursor.execute(_succeeded_sql(len(ids)), params + _keys(Delivery._meta.pk, ids))
+            for status, ids in sorted(by_status.items()):
+                ids.sort()
+                params = [Delivery.SUCCESS, status, at, *_keys(Delivery._meta.pk, ids)]
+                cursor.execute(_succeeded_sql(len(ids)), params)
+        deliveries = [d for d, _ in answered]
         recovered = {
             d.postback_id for d in deliveries if d.postback and d.postback.consecutive_failures
         }

@@ -158,7 +158,7 @@ def deliver(delivery_id):
     if ok:
         if pb is not None and pb.consecutive_failures:
             OutgoingPostback.objects.filter(pk=pb.pk).update(consecutive_failures=0)
-        return finish(delivery, Delivery.SUCCESS, "", attempts=delivery.attempts + 1)
+        return finish(delivery, Delivery.SUCCESS, "", attempts=delivery.attempts + 1, result=result)
     if pb is not None:
         note_failure(pb, reason)
     return retry_or_fail(delivery, result, reason)
@@ -249,10 +249,14 @@ def hold(delivery, pb):
     return Delivery.HELD
 
 
-def finish(delivery, status, error, attempts=None):
+def finish(delivery, status, error, attempts=None, result=None):
+    """End the delivery's claim with `status`; `attempts` and `result` when an
+    attempt was made (its HTTP status is kept for the list)."""
     fields = {"status": status, "claimed_until": None, "last_error": error, "next_attempt": None}
     if attempts is not None:
         fields["attempts"] = attempts
+    if result is not None:
+        fields["last_http_status"] = result.status
     Delivery.objects.filter(pk=delivery.pk).update(updated=now(), **fields)
     return status
 
@@ -261,7 +265,7 @@ def retry_or_fail(delivery, result, reason):
     attempts = delivery.attempts + 1
     if result.error_class == "BlockedAddress" or attempts >= settings.POSTBACKS_MAX_ATTEMPTS:
         # A refused address will be refused again: retrying only delays the news.
-        return finish(delivery, Delivery.FAILED, reason, attempts=attempts)
+        return finish(delivery, Delivery.FAILED, reason, attempts=attempts, result=result)
     retry_after = parse_retry_after((result.header_map or {}).get("Retry-After"))
     at = now() + retry_delay(attempts, retry_after)
     Delivery.objects.filter(pk=delivery.pk).update(
@@ -270,6 +274,7 @@ def retry_or_fail(delivery, result, reason):
         next_attempt=at,
         claimed_until=None,
         last_error=reason,
+        last_http_status=result.status,
         updated=now(),
     )
     queue.look(at)

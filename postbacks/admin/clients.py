@@ -1,19 +1,14 @@
 """The client card with its conversions' deliveries (crm may not import postbacks)."""
 
 from django.contrib import admin
+from django.db.models import Count
 from django.utils.html import format_html, format_html_join
 
 from crm import admin as crm_admin
 from crm.models import Client
+from postbacks import failing
+from postbacks.admin.deliveries import STATE_COLOURS, STATES, clipped, reason
 from postbacks.models import Delivery
-
-STATUS_COLOURS = {
-    Delivery.SUCCESS: "#1e7e34",
-    Delivery.FAILED: "#ba2121",
-    Delivery.PENDING: "#a36d00",
-    Delivery.SENDING: "#a36d00",
-    Delivery.SKIPPED: "#666",
-}
 
 
 class ClientAdmin(crm_admin.ClientAdmin):
@@ -30,6 +25,8 @@ class ClientAdmin(crm_admin.ClientAdmin):
         rows = (
             Delivery.objects.filter(conversion__client=obj)
             .select_related("conversion__goal", "postback", "pixel", "external_goal")
+            # Every attempt logged, resends' too (`attempts` counts the current round).
+            .annotate(attempts_made=Count("attempt_log"))
             .order_by("-created")[:100]
         )
         if not rows:
@@ -37,16 +34,19 @@ class ClientAdmin(crm_admin.ClientAdmin):
         body = format_html_join(
             "",
             '<tr class="delivery"><td>{}</td><td>{}</td><td>{}</td>'
-            '<td class="delivery-status" style="color:{}">{}</td><td>{}</td><td>{}</td></tr>',
+            '<td class="delivery-status state-{}" style="color:{}">{}</td><td>{}</td>'
+            '<td title="{}">{}</td></tr>',
             (
                 (
                     f"{d.created:%Y-%m-%d %H:%M}",
                     d.conversion.goal.token,
                     d.target_name,
-                    STATUS_COLOURS.get(d.status, "inherit"),
-                    d.get_status_display(),
-                    d.attempts,
-                    d.last_error[:120],
+                    failing.state(d),
+                    STATE_COLOURS.get(failing.state(d), "inherit"),
+                    STATES.get(failing.state(d), d.get_status_display()),
+                    d.attempts_made,
+                    reason(d),
+                    clipped(reason(d), 120),
                 )
                 for d in rows
             ),

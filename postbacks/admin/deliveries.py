@@ -3,15 +3,95 @@
 from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
+from django.db.models import Count, IntegerField, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path
+from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.timesince import timeuntil
 
 from crm.visibility import VisibleRowsMixin
-from postbacks import delivery
+from postbacks import delivery, failing
 from postbacks.models import Delivery, DeliveryAttempt
 from tracker.admin_utils import ReadOnlyAdmin, ReadOnlyInline, log_change
+
+# The states the list shows: the stored statuses with *retrying* told apart.
+STATES = {
+    Delivery.PENDING: "Pending",
+    failing.RETRYING: "Retrying",
+    Delivery.SENDING: "Sending",
+    Delivery.SUCCESS: "Delivered",
+    Delivery.FAILED: "Failed",
+    Delivery.SKIPPED: "Skipped",
+    Delivery.HELD: "Held (postback off)",
+}
+# Text colours of the states (also the client card's); the list tints failed
+# and retrying rows (delivery_change_list.html).
+STATE_COLOURS = {
+    Delivery.SUCCESS: "#1e7e34",
+    Delivery.FAILED: "#ba2121",
+    failing.RETRYING: "#a36d00",
+    Delivery.SENDING: "#a36d00",
+    Delivery.PENDING: "#666",
+    Delivery.SKIPPED: "#666",
+    Delivery.HELD: "#666",
+}
+# A reason longer than this is clipped in the list; its full text is the tooltip.
+REASON_CHARS = 60
+
+
+def reason(d):
+    """Why the last attempt failed, shortest first: its HTTP code, else the error."""
+    if d.last_http_status and d.last_error.startswith(f"HTTP {d.last_http_status}"):
+        return d.last_error
+    if d.last_http_status:
+        return f"HTTP {d.last_http_status}: {d.last_error}" if d.last_error else ""
+    return d.last_error
+
+
+def clipped(text, size=REASON_CHARS):
+    return text if len(text) <= size else text[: size - 1] + "…"
+
+
+def state_cell(d):
+    """The state, coloured, with the last HTTP code or error under it."""
+    state = failing.state(d)
+    why = reason(d) if state in (failing.RETRYING, Delivery.FAILED, Delivery.SKIPPED) else ""
+    return format_html(
+        '<span class="delivery-state state-{}" style="color:{};font-weight:bold" title="{}">'
+        "{}</span>{}",
+        state,
+        STATE_COLOURS.get(state, "inherit"),
+        why,
+        STATES.get(state, d.get_status_display()),
+        format_html('<br><small class="delivery-reason" title="{}">{}</small>', why, clipped(why))
+        if why
+        else "",
+    )
+
+
+class StateFilter(admin.SimpleListFilter):
+    """By state: *Retrying* and *Pending* (not tried yet) apart, as the list shows them."""
+
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return list(STATES.items())
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == failing.RETRYING:
+            return queryset.filter(failing.retrying_q())
+        if value == Delivery.PENDING:
+            return queryset.filter(failing.waiting_q())
+        if value == Delivery.SENDING:
+            return queryset.filter(status=Delivery.SENDING, attempts=0)
+        if value in STATES:
+            return queryset.filter(status=value)
+        return queryset
 
 
 class DeliveryAttemptInline(ReadOnlyInline):
@@ -45,8 +125,8 @@ class DeliveryAttemptInline(ReadOnlyInline):
 @admin.register(Delivery)
 class DeliveryAdmin(VisibleRowsMixin, ReadOnlyAdmin):
     client_path = "conversion__client__"
-    list_display = ["created", "target", "status", "attempts", "next_attempt", "spot", "conversion"]
-    list_filter = ["status", "spot", "postback", ("created", admin.DateFieldListFilter)]
+    list_display = ["created", "target", "state", "attempts_made", "next_try", "spot", "conversion"]
+    list_filter = [StateFilter, "spot", "postback", ("created", admin.DateFieldListFilter)]
     search_fields = ["=id", "=conversion__client__click_id"]
     list_select_related = ["spot", "postback", "pixel", "external_goal", "conversion__goal"]
     inlines = [DeliveryAttemptInline]
@@ -60,9 +140,45 @@ class DeliveryAdmin(VisibleRowsMixin, ReadOnlyAdmin):
         extra_context = {**(extra_context or {}), "held": held, "may_resend": may_resend}
         return super().changelist_view(request, extra_context)
 
+    def get_queryset(self, request):
+        # Every attempt ever logged: `attempts` counts the current round only
+        # (a resend starts it anew, so the retry schedule does too).
+        logged = (
+            DeliveryAttempt.objects.filter(delivery=OuterRef("pk"))
+            .order_by()
+            .values("delivery")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(attempts_made=Coalesce(Subquery(logged, output_field=IntegerField()), 0))
+        )
+
     @admin.display(description="Target")
     def target(self, obj):
         return obj.target_name
+
+    @admin.display(description="Status", ordering="status")
+    def state(self, obj):
+        return state_cell(obj)
+
+    @admin.display(description="Attempts", ordering="attempts_made")
+    def attempts_made(self, obj):
+        return obj.attempts_made
+
+    @admin.display(description="Next try", ordering="next_attempt")
+    def next_try(self, obj):
+        if obj.status != Delivery.PENDING or obj.next_attempt is None:
+            return "-"
+        at = timezone.localtime(obj.next_attempt)
+        when = f"{at:%H:%M}" if at.date() == timezone.localdate() else f"{at:%Y-%m-%d %H:%M}"
+        if obj.next_attempt <= timezone.now():
+            return format_html('<span title="{}">{}, due now</span>', at.isoformat(), when)
+        return format_html(
+            '<span title="{}">{} (in {})</span>', at.isoformat(), when, timeuntil(obj.next_attempt)
+        )
 
     def has_resend_permission(self, request):
         return request.user.has_perm("postbacks.resend_delivery")

@@ -36,16 +36,37 @@ class OutgoingPostbackForm(LockedUrlForm):
 
 
 def postback_state(obj):
-    """On, off or disabled by failures, and how many deliveries it holds."""
+    """On, off or disabled by failures, how many deliveries it holds, and how
+    many of its deliveries are failing now (retrying, or failed in 24 h)."""
+    from postbacks.failing import WINDOW_HOURS, failing_by_postback
+
+    failing = failing_by_postback(postback_ids=[obj.pk]).get(obj.pk) if obj.pk else None
+    trouble = ""
+    if failing:
+        kinds = ((failing.retrying, "retrying"), (failing.failed, f"failed in {WINDOW_HOURS} h"))
+        counts = [f"{n} {word}" for n, word in kinds if n]
+        link = reverse("admin:postbacks_delivery_changelist") + f"?postback__id__exact={obj.pk}"
+        trouble = format_html(
+            ' · <a class="postback-failing" href="{}" style="color:{}" title="{}">'
+            "{} failing now ({})</a>",
+            link,
+            "#ba2121" if failing.failed else "#a36d00",
+            failing.last_error,
+            failing.total,
+            ", ".join(counts),
+        )
     if obj.enabled:
-        return "Enabled"
+        return format_html("Enabled{}", trouble)
     held = obj.deliveries.filter(status=Delivery.HELD).count() if obj.pk else 0
     holding = f" · {held} deliveries held, sent when switched on" if held else ""
     if obj.disabled_reason:
         return format_html(
-            '<strong style="color:#ba2121">Disabled: {}</strong>{}', obj.disabled_reason, holding
+            '<strong style="color:#ba2121">Disabled: {}</strong>{}{}',
+            obj.disabled_reason,
+            holding,
+            trouble,
         )
-    return f"Off{holding}"
+    return format_html("Off{}{}", holding, trouble)
 
 
 class OutgoingPostbackAdmin(admin.ModelAdmin):
