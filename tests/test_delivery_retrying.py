@@ -115,7 +115,9 @@ def test_attempts_count_every_attempt_after_a_resend(
     accept(lead, "reg")
     drain()
     d = Delivery.objects.get()
-    admin_client.post(reverse(CHANGELIST), {"action": "resend_selected", "_selected_action": [d.pk]})
+    admin_client.post(
+        reverse(CHANGELIST), {"action": "resend_selected", "_selected_action": [d.pk]}
+    )
     drain()
     d.refresh_from_db()
     assert d.status == Delivery.SUCCESS and d.attempt_log.count() == 2
