@@ -13,13 +13,36 @@ from postbacks.incoming import REPLAYABLE, replay
 from postbacks.models import IncomingPostback
 from tracker.admin_utils import ReadOnlyAdmin, admin_link, log_change
 
+# Text colours of the outcomes in the list: what needs a look is red or amber.
+STATUS_COLOURS = {
+    IncomingPostback.ACCEPTED: "#1e7e34",
+    IncomingPostback.UPDATED: "#205493",
+    IncomingPostback.DUPLICATE: "#666",
+    IncomingPostback.UNMATCHED: "#a36d00",
+    IncomingPostback.REJECTED: "#ba2121",
+    IncomingPostback.RECEIVED: "#666",
+}
+# A cell of long text keeps to this width in the list; its full text is the tooltip.
+CLIPPED = (
+    "display:inline-block;max-width:{}em;overflow:hidden;text-overflow:ellipsis;"
+    "white-space:nowrap;vertical-align:bottom"
+)
+
+
+def clipped(text, em):
+    if not text:
+        return "-"
+    text = text[:1000]  # the row, not the page, is where all of a long query is read
+    return format_html('<span style="{}" title="{}">{}</span>', CLIPPED.format(em), text, text)
+
 
 @admin.register(IncomingPostback)
 class IncomingPostbackAdmin(VisibleRowsMixin, ReadOnlyAdmin):
     list_display = [
         "received",
-        "status",
+        "status_cell",
         "http_status",
+        "error_short",
         "spot",
         "method",
         "query_short",
@@ -52,9 +75,22 @@ class IncomingPostbackAdmin(VisibleRowsMixin, ReadOnlyAdmin):
     ]
     readonly_fields = [name for _, options in fieldsets for name in options["fields"]]
 
+    @admin.display(description="Status", ordering="status")
+    def status_cell(self, obj):
+        return format_html(
+            '<span class="incoming-status status-{}" style="color:{};font-weight:bold">{}</span>',
+            obj.status,
+            STATUS_COLOURS.get(obj.status, "inherit"),
+            obj.get_status_display(),
+        )
+
+    @admin.display(description="Reason")
+    def error_short(self, obj):
+        return clipped(obj.error, 18)
+
     @admin.display(description="Query")
     def query_short(self, obj):
-        return (obj.query[:80] + "…") if len(obj.query) > 80 else obj.query
+        return clipped(obj.query, 22)
 
     @admin.display(description="Raw request")
     def raw_request(self, obj):
