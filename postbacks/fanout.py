@@ -12,7 +12,7 @@ from django.utils import timezone
 from crm import macros
 from crm.models import Client, Conversion, Message
 from crm.rows import columns_of, read_rows
-from postbacks import queue
+from postbacks import queue, render
 from postbacks.models import Delivery, OutgoingPostback
 from tracker.models import LEAD, Goal, Pixel
 
@@ -34,6 +34,13 @@ def skip_reason(postback, conversion):
     window = postback.reengagement_window
     if window is not None and conversion.created - client.created > window:
         return "The event came after the re-engagement window."
+    if postback.required_macros.strip():
+        # An empty click id makes a request the receiver cannot match to
+        # anything ("subid="): skipped here, with the reason, never sent.
+        ctx = macros.conversion_context(conversion, attributed=not postback.all_users)
+        missing = render.missing_required(postback, ctx)
+        if missing:
+            return f"Skipped: {missing}."
     return ""
 
 

@@ -1,19 +1,26 @@
 """A preset's outgoing postback: created, locked, when the preset is applied."""
 
 from postbacks.models import OutgoingPostback
+from tracker.status_words import STATUSES
 
 
 def create_locked_outgoing(sender, partner, preset, outgoing_base="", **kwargs):
     spec = preset.data.get("outgoing")
     if not spec or not outgoing_base:
         return None
+    sends = spec.get("statuses", STATUSES)
     postback = OutgoingPostback.objects.create(
         spot=partner.spot,
         partner=partner,
         name=spec["name"],
         url=outgoing_base.rstrip("/") + spec["path"],
+        # {status} in the receiver's words, and the macros without which the
+        # receiver cannot match the event (load_presets checked both).
+        status_words=spec.get("status_words", ""),
+        required_macros=spec.get("required_macros", ""),
         locked=bool(spec.get("locked", True)),
         all_users=True,  # what the admin shows; a locked one is sent for all anyway
+        **{f"send_{status}": status in sends for status in STATUSES},
     )
     tokens = spec.get("goals") or []
     if tokens:

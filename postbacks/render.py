@@ -13,6 +13,7 @@ from urllib.parse import quote, quote_plus
 from xml.sax.saxutils import escape as xml_escape
 
 from crm.macros import render, url_escape
+from tracker.status_words import parse_status_words
 
 CONTENT_TYPES = {
     "form": "application/x-www-form-urlencoded",
@@ -114,8 +115,21 @@ def parse_statuses(text):
     return ranges
 
 
+def with_status_words(postback, ctx):
+    """`ctx` with {status} and {previous_status} in the receiver's words, when it has them."""
+    words = parse_status_words(getattr(postback, "status_words", ""))
+    if not words:
+        return ctx
+    ctx = dict(ctx)
+    for name in ("status", "previous_status"):
+        if ctx.get(name) in words:
+            ctx[name] = words[ctx[name]]
+    return ctx
+
+
 def build(postback, ctx):
     """The request `postback` makes for the macro context `ctx`."""
+    ctx = with_status_words(postback, ctx)
     url_t, method, fmt, body_t = split_inline(postback.url)
     if method is None:
         method, fmt, body_t = postback.method, postback.body_format, postback.body
@@ -139,6 +153,43 @@ def build(postback, ctx):
 def parse_names(text):
     """'Authorization, X-Api-Key' -> ['Authorization', 'X-Api-Key']."""
     return [n for n in re.split(r"[\s,;]+", text or "") if n]
+
+
+# What an empty macro means for the client, said next to its name.
+WHY_EMPTY = {
+    "cl_id": "the client has no click id of your tracker",
+    "click": "the client has no click id",
+    "click_id": "the client has no click id",
+    "user_id": "the client has no Telegram user id",
+    "player_id": "the partner sent no player id",
+    "tid": "the partner sent no transaction id",
+    "sum": "the conversion has no amount",
+    "geo": "the client's country is unknown",
+    "fbclid": "the click carried no fbclid",
+    "gclid": "the click carried no gclid",
+    "ttclid": "the click carried no ttclid",
+}
+
+
+def parse_required(text):
+    """'cl_id, {fields__x}' -> ['cl_id', 'fields__x']: names, braces or not."""
+    return [n.strip("{}") for n in parse_names(text) if n.strip("{}")]
+
+
+def missing_required(postback, ctx):
+    """Which required macros of `postback` are empty in `ctx` and why, or ''."""
+    empty = [n for n in parse_required(postback.required_macros) if not str(ctx.get(n) or "")]
+    if not empty:
+        return ""
+    parts = []
+    for name in empty:
+        why = WHY_EMPTY.get(name) or (
+            "the client has no value for it"
+            if name.startswith(("fields__", "params__"))
+            else "it has no value for this event"
+        )
+        parts.append(f"{{{name}}} is empty ({why})")
+    return "; ".join(parts)
 
 
 def build_plain_url(template, ctx):

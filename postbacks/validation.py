@@ -4,13 +4,15 @@ A setting that can never send what it means is refused here, with the field
 it is about, rather than failing at every delivery."""
 
 import json
+import re
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from crm.macros import is_known, unknown_macros
 from crm.macros import render as render_macros
-from crm.macros import unknown_macros
 from postbacks import render
+from tracker.status_words import parse_status_words
 
 # What every macro stands for when a JSON template is tried: a number, so a
 # macro left unquoted for a number ({"sum": {sum}}) parses as it will when sent.
@@ -23,6 +25,73 @@ class _Samples(dict):
 
     def __getitem__(self, name):
         return SAMPLE_VALUE
+
+
+# Registration links' {{tracker.clickid}}: never a macro of an outgoing postback.
+DOUBLE_BRACES = re.compile(r"\{\{[^{}]*\}\}")
+
+
+def _brace_error(template):
+    """Double braces or a brace left open or unopened, as a message, or None."""
+    double = DOUBLE_BRACES.search(template or "")
+    if double:
+        return (
+            f"{double.group(0)} has double braces, which only registration links use; "
+            "outgoing postbacks take single braces, e.g. {click_id}."
+        )
+    return None
+
+
+def unbalanced_brace(text):
+    """The place of a brace left open or never opened in `text`, as a message, or None."""
+    depth, opened = 0, 0
+    for at, char in enumerate(text):
+        if char == "{":
+            depth, opened = depth + 1, (at if depth == 0 else opened)
+        elif char == "}":
+            depth -= 1
+            if depth < 0:
+                near = text[max(0, at - 20) : at + 1]
+                return f"A closing brace has no opening one near {near!r}."
+    if depth:
+        name = re.match(r"\{[^{}&?/#=\s]{0,40}", text[opened:]).group(0)
+        return (
+            f"The brace of {name!r} is not closed: a macro is written {{name}}, e.g. {{click_id}}."
+        )
+    return None
+
+
+def url_error(url):
+    """What makes the request line unusable: a brace left open, a host with a space."""
+    message = unbalanced_brace(url)
+    if message:
+        return message
+    scheme, sep, after = url.partition("://")
+    host = re.split(r"[/?#]", after, maxsplit=1)[0] if sep else ""
+    if sep and not host.strip():
+        return "The URL has no host after the scheme."
+    if re.search(r"\s", host):
+        return f"The host {host!r} has a space in it: a host name never has one."
+    return None
+
+
+def status_words_error(postback):
+    try:
+        parse_status_words(postback.status_words)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+def required_macros_error(postback):
+    names = render.parse_required(postback.required_macros)
+    unknown = [n for n in names if not is_known(n)]
+    if unknown:
+        return (
+            f"Unknown macro {', '.join(unknown)}: name macros as in the URL, without "
+            "braces, comma separated, e.g. 'cl_id'."
+        )
+    return None
 
 
 def _macro_error(template):
@@ -66,7 +135,7 @@ def clean_request(postback, errors):
 def clean_outgoing(postback):
     errors = {}
     for field in ("url", "body", "headers"):
-        message = _macro_error(getattr(postback, field))
+        message = _brace_error(getattr(postback, field)) or _macro_error(getattr(postback, field))
         if message:
             errors[field] = message
     try:
@@ -76,6 +145,17 @@ def clean_outgoing(postback):
     url, _, _, _ = render.split_inline(postback.url or "")
     if url and not url.lower().startswith(("http://", "https://", "{")):
         errors.setdefault("url", "The URL must start with http:// or https://.")
+    if url and "url" not in errors:
+        message = url_error(url)
+        if message:
+            errors["url"] = message
+    for field, check in (
+        ("status_words", status_words_error),
+        ("required_macros", required_macros_error),
+    ):
+        message = check(postback)
+        if message:
+            errors[field] = message
     clean_request(postback, errors)
     for field in ("success_status", "error_status"):
         try:

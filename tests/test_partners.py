@@ -66,7 +66,7 @@ def test_a_preset_can_create_a_locked_outgoing_postback(spot, presets):
     postback = OutgoingPostback.objects.get(partner=partner)
     assert postback.locked
     assert postback.url == (
-        "https://k.example.com/abc/postback?subid={cl_id}&status=sale&payout={sum}"
+        "https://k.example.com/abc/postback?subid={cl_id}&status={status}&payout={sum}"
         "&currency={currency}&tid={tid}"
     )
     assert sorted(postback.goals.values_list("token", flat=True)) == ["dep", "redep"]

@@ -10,7 +10,7 @@ from django.utils.html import format_html
 
 from crm.models import Conversion
 from crm.visibility import visible
-from postbacks import delivery
+from postbacks import delivery, render
 from postbacks.models import Delivery, OutgoingPostback
 from tracker.admin_utils import log_change
 
@@ -23,7 +23,19 @@ class LockedUrlForm(forms.ModelForm):
             self.fields["url"].disabled = True
 
 
+def goal_label(goal):
+    # Goals of several spots meet in this picker; their names alone repeat.
+    return f"{goal.spot.name} · {goal.name} ({goal.token})"
+
+
 class OutgoingPostbackForm(LockedUrlForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        goals = self.fields.get("goals")
+        if goals is not None:
+            goals.queryset = goals.queryset.select_related("spot")
+            goals.label_from_instance = goal_label
+
     def clean(self):
         data = super().clean()
         spot = data.get("spot") or (self.instance.spot if self.instance.spot_id else None)
@@ -89,6 +101,8 @@ class OutgoingPostbackAdmin(admin.ModelAdmin):
                     "body",
                     "headers",
                     "secret_headers",
+                    "status_words",
+                    "required_macros",
                     "timeout",
                 ],
                 "description": "Macros: {click_id}, {cl_id}, {action}, {sum}, {currency}, "
@@ -96,7 +110,12 @@ class OutgoingPostbackAdmin(admin.ModelAdmin):
                 "{now}, {advert__campaign_id} and the other {advert__...}, {params__X}, "
                 "{fields__X}; for ad networks' matching {ip}, {ua}, {fbclid}, {fbc} (built from "
                 "fbclid when no cookie came), {fbp}, {ttclid}, {gclid}. Other trackers' names "
-                "work too: {click} (click id), {id} (client id), {adid} (ad id).",
+                "work too: {click} (click id), {id} (client id), {adid} (ad id). "
+                "Receiver's status words turn {status} into the receiver's own word (Keitaro: "
+                "approved = sale, pending = lead, rejected = rejected); never write a fixed "
+                "status such as status=sale, or a chargeback arrives as a sale. Required "
+                "macros (e.g. cl_id) must have a value: an event without one is skipped, with "
+                "the reason in the delivery list, instead of sending subid= to the receiver.",
             },
         ),
         (
@@ -152,9 +171,10 @@ class OutgoingPostbackAdmin(admin.ModelAdmin):
         conv_id = request.POST.get("conversion") or request.GET.get("conversion")
         if conv_id:
             chosen = own.filter(pk=conv_id).first()
-        req, attempt, error = None, None, ""
+        req, attempt, error, missing = None, None, "", ""
         try:
             req = delivery.preview(postback, chosen)
+            missing = render.missing_required(postback, delivery.context_for(postback, chosen))
         except Exception as e:  # a template the admin cannot render is shown, not raised
             error = f"Cannot build the request: {e}"
         if request.method == "POST" and req is not None:
@@ -173,6 +193,8 @@ class OutgoingPostbackAdmin(admin.ModelAdmin):
             "req": req,
             "attempt": attempt,
             "error": error,
+            "missing": missing,
+            "test_timeout": delivery.TEST_SEND_TIMEOUT,
             "recent_tests": postback.test_attempts.order_by("-created")[:10],
         }
         return TemplateResponse(request, "admin/postbacks/test_send.html", context)
