@@ -141,6 +141,8 @@ class Client(models.Model):
         Raises Goal.DoesNotExist for a word no goal of the spot accepts.
         A status of None means approved for a new conversion and "unchanged"
         for a repeat, so a network's retry cannot undo a chargeback.
+        A new conversion of another goal than the event named (a first
+        deposit counted as a repeat one) says why in its `decision`.
 
         The client's row is locked for the transaction, so two postbacks of one
         client are decided one after the other: two simultaneous first sales
@@ -151,7 +153,7 @@ class Client(models.Model):
             with transaction.atomic():
                 Client.objects.select_for_update().filter(pk=self.pk).exists()
                 return self.record_conversion(event, amount, currency, tid, status, locked=True)
-        goal, existing = self._decide(event, tid)
+        goal, existing, why = self._decide(event, tid)
         if existing is not None:
             return existing, existing.apply_repeat(amount, status)
         conversion = Conversion.objects.create(
@@ -163,11 +165,13 @@ class Client(models.Model):
             tid=tid,
             status=status or STATUS_APPROVED,
         )
+        conversion.decision = why
         return conversion, "created"
 
     def _decide(self, event, tid):
-        """The goal `event` records for this client, and the conversion it repeats
-        (None for a new one), from one read of the conversions that can decide it."""
+        """The goal `event` records for this client, the conversion it repeats
+        (None for a new one) and why a new one is not of the goal the event
+        named ("" when it is), from one read of the conversions that can decide it."""
         by_token = {g.token: g for g in self.spot.goal_list()}
         event = event.strip().lower()
         goal = None if event == "sale" else self.spot.goal_for_word(event)
@@ -192,22 +196,29 @@ class Client(models.Model):
                 raise Goal.DoesNotExist(f"The spot {self.spot} has no goal {token!r}.")
             return by_token[token]
 
-        has_dep = first(dep) is not None
+        first_dep = first(dep)
         if goal is None:
             # Seed 003: "sale" is the first deposit, and a repeat once one exists;
             # with the tid of a deposit it is that deposit again (the newest).
             same = [c for c in (first(dep, tid), first(redep, tid)) if tid and c]
             if same:
                 existing = max(same, key=lambda c: c.pk)
-                return (dep if existing.goal_id == dep.pk else redep), existing
-            goal = need("redep") if has_dep else need("dep")
+                return (dep if existing.goal_id == dep.pk else redep), existing, ""
+            if first_dep is None:
+                return need("dep"), None, ""
+            # "sale + tid" is the seed's own repeat deposit; a bare sale may be either.
+            return need("redep"), None, "" if tid else repeat_deposit_note(first_dep)
         existing = self._repeated(goal, tid, first)
-        if existing is None and goal.token == "dep" and has_dep:
-            # A second first deposit can only be a repeat deposit, and that one
-            # may already exist with this tid.
+        if existing is None and goal.token == "dep" and first_dep is not None:
+            # A client first-deposits once: another first deposit, with a new tid
+            # or none, is a repeat deposit (one that may exist with this tid).
+            # Without a tid it is no retry of the first: networks that send no
+            # tids send every deposit alike, and a retry that overwrote the
+            # first deposit's amount would lose money silently.
             goal = need("redep")
             existing = self._repeated(goal, tid, first)
-        return goal, existing
+            return goal, existing, repeat_deposit_note(first_dep)
+        return goal, existing, ""
 
     @staticmethod
     def _repeated(goal, tid, first):
@@ -216,9 +227,6 @@ class Client(models.Model):
             return first(goal)
         if tid:
             return first(goal, tid)
-        if goal.token == "dep":
-            # A client first-deposits once: a repeat without a tid is the same event.
-            return first(goal)
         return None
 
 
@@ -325,6 +333,19 @@ class Message(models.Model):
 UNRATED = Q(reported_amount__isnull=True) & ~Q(amount=0)
 
 
+def repeat_deposit_note(first_dep):
+    """Why a first deposit was counted as a repeat one, and how to change the first."""
+    how = (
+        f"send its tid ({first_dep.tid!r}) to change that deposit instead"
+        if first_dep.tid
+        else "it has no tid, so only the admin can change it"
+    )
+    return (
+        f"Counted as a repeat deposit (redep): this client's first deposit is conversion "
+        f"{first_dep.pk} ({values.money(first_dep.amount)} {first_dep.currency}); {how}."
+    )
+
+
 @functools.cache
 def _deciding_sql():
     # Raw SQL built once, as the endpoint's other reads (postbacks/incoming.py,
@@ -379,6 +400,10 @@ class Conversion(models.Model):
             # "Has this client a deposit yet?" on every sale postback.
             models.Index(fields=["client", "goal"], name="conversion_client_goal"),
         ]
+
+    # Set on a conversion just recorded (Client.record_conversion): why it is of
+    # another goal than its event named, for the postback's answer and log.
+    decision = ""
 
     def __str__(self):
         return f"{self.goal.token} {values.plain(self.amount)} {self.currency} ({self.status})"

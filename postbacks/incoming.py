@@ -31,7 +31,7 @@ from django.utils import timezone
 from crm.http import TooBig, Unreadable, client_addr, read_body
 from crm.models import Client, CustomFieldValue
 from crm.rows import columns_of, read_one, read_rows
-from crm.values import clean_text, plain
+from crm.values import clean_text, money
 from postbacks import waiting
 from postbacks.fanout import announce
 from postbacks.incoming_params import (
@@ -62,7 +62,7 @@ from tracker.models import Goal, Spot
 logger = logging.getLogger(__name__)
 
 STORAGE_NOTE = "Stored: "  # warnings written when storing, kept across replays
-OK_STATUSES = ("accepted", "updated", "duplicate")
+OK_STATUSES = (IncomingPostback.ACCEPTED, IncomingPostback.UPDATED, IncomingPostback.DUPLICATE)
 METHODS = ("GET", "POST")  # any other is stored, then answered 405
 
 
@@ -86,12 +86,6 @@ class Outcome:
     @property
     def ok(self):
         return self.status in OK_STATUSES
-
-    @property
-    def row_status(self):
-        if self.status in ("accepted", "updated"):
-            return IncomingPostback.ACCEPTED
-        return self.status
 
     def payload(self):
         data = {
@@ -180,7 +174,8 @@ def run(row, query, body):
 
 
 def record(row, outcome, storage_notes):
-    row.status = outcome.row_status
+    # The answer's status is the row's: what this request did.
+    row.status = outcome.status
     row.http_status = outcome.http_status
     row.error = outcome.error
     row.warnings = "\n".join([*storage_notes, *outcome.notes, *outcome.warnings])
@@ -286,17 +281,33 @@ def accept(row, spot, query, body):
         )
     except Goal.DoesNotExist as e:
         raise Rejected(400, f"This spot cannot record the event {event!r}: {e}") from e
+    if conversion.decision:
+        warnings.append(conversion.decision)
     warnings += unrated_warning(conversion)
-    outcome = Outcome(200, how if how != "created" else "accepted", warnings=warnings)
+    status = {"created": IncomingPostback.ACCEPTED}.get(how, how)
+    outcome = Outcome(200, status, warnings=warnings)
     outcome.client, outcome.conversion = client, conversion
     outcome.plain = (partner.plain_answer if partner else "") or spot.plain_answer
+    outcome.notes += what_it_did(conversion, how)
     announce(conversion, how)
-    if how == "updated":
-        outcome.notes.append(
-            f"Updated conversion {conversion.pk}: status {conversion.status}, "
-            f"amount {plain(conversion.amount)}."
-        )
     return outcome
+
+
+def what_it_did(conversion, how):
+    """For the log: what this request changed, not the conversion's state since."""
+    named = f"conversion {conversion.pk} ({conversion.goal.token}"
+    named += f", tid {conversion.tid!r})" if conversion.tid else ")"
+    if how == "duplicate":
+        return [f"Duplicate of {named}: nothing changed."]
+    if how != "updated":
+        return []
+    before_status, before_amount = conversion.change
+    changes = []
+    if before_status != conversion.status:
+        changes.append(f"status {before_status} -> {conversion.status}")
+    if before_amount != conversion.amount:
+        changes.append(f"amount {money(before_amount)} -> {money(conversion.amount)}")
+    return [f"Updated {named}: {'; '.join(changes)}."]
 
 
 # -- applying --------------------------------------------------------------

@@ -133,7 +133,7 @@ def test_a_status_change_for_the_same_tid_updates_the_conversion(client, spot, l
     conversion = Conversion.objects.get()
     assert conversion.status == "rejected"
     row = IncomingPostback.objects.order_by("id").last()
-    assert row.status == "accepted" and "Updated conversion" in row.warnings
+    assert row.status == "updated" and "status approved -> rejected" in row.warnings
     # A retry of the original, without a status, does not undo the chargeback.
     assert client.get(url(spot, base)).json()["duplicate"] is True
     conversion.refresh_from_db()
