@@ -154,7 +154,13 @@ def _lead_goal_sql():
     # Raw SQL, built once: on the click path the ORM's compiling of this
     # query cost more than the rest of what a click does in Python.
     goal, link = Goal._meta.db_table, OutgoingPostback.goals.through._meta.db_table
-    events = " OR ".join(f"g.{network}_event <> ''" for network, _ in Pixel.NETWORKS)
+    # An event name counts only with the spot's pixel of that network on: every
+    # lead goal has the standard names, and a spot without pixels wants no leads.
+    pixels = f"SELECT 1 FROM {Pixel._meta.db_table} p WHERE p.spot_id = g.spot_id AND p.enabled"
+    events = " OR ".join(
+        f"(g.{network}_event <> '' AND EXISTS ({pixels} AND p.network = '{network}'))"
+        for network, _ in Pixel.NETWORKS
+    )
     return (
         f"SELECT {columns_of(Goal, alias='g')} FROM {goal} g "
         "WHERE g.spot_id = %s AND g.token = %s AND ("
@@ -165,7 +171,8 @@ def _lead_goal_sql():
 
 def lead_goal(spot_id):
     """The spot's lead goal when something sends it (a postback picks it, it has
-    an external postback or an ad network's event name), else None: one query."""
+    an external postback or an event name for a pixel the spot has on), else
+    None: one query."""
     return next(iter(read_rows(Goal, _lead_goal_sql(), [spot_id, LEAD])), None)
 
 

@@ -110,6 +110,7 @@ def imported_and_live(spot, lead, client, tmp_path, *options):
     spot.goals.filter(token="dep").update(
         facebook_event="Purchase", message_template="Deposit {sum} {currency}"
     )
+    spot.goals.filter(token="lead").update(facebook_event="")  # the twin's click sends nothing
     twin = Client.objects.create(spot=spot, name="Ann", cl_id="trk-2", advert_campaign_id="c1")
     path = write(tmp_path, f"subid,payout,tid,status\n{lead.click_id},50,t1,approved\n")
     call_command("import_conversions", path, *options)

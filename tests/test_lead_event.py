@@ -99,6 +99,8 @@ def test_a_spot_that_does_not_want_leads_sends_nothing_new(client, spot, receive
     spot.save()
     OutgoingPostback.objects.create(spot=spot, name="every goal", url=receiver.url + "/all")
     Pixel.objects.create(spot=spot, network="facebook", pixel_id="1", access_token="t")
+    # Its New lead goal names no event for its pixel (the default is Lead).
+    spot.goals.filter(token="lead").update(facebook_event="")
     client.get("/go/casino-bot")
     assert not Conversion.objects.exists() and not Delivery.objects.exists()
 

@@ -83,5 +83,6 @@ def test_yandex_metrica_gets_an_offline_conversions_csv(spot, lead, networks):
 
 def test_a_goal_without_an_event_name_sends_nothing_to_the_pixel(spot, lead, networks):
     Pixel.objects.create(spot=spot, network="facebook", pixel_id="1", access_token="t")
+    spot.goals.filter(token="reg").update(facebook_event="")
     _, _, deliveries = accept(lead, "reg")
     assert deliveries == []

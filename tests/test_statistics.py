@@ -107,6 +107,7 @@ def traffic(spot):
     dep = spot.goals.get(token="dep")
     dep.show_sum = True
     dep.save()
+    spot.goals.filter(token="redep").update(show_sum=False)  # one sum column
     a = Client.objects.create(spot=spot, geo="DE", advert_campaign_id="c1")
     b = Client.objects.create(spot=spot, geo="DE", advert_campaign_id="c1")
     Client.objects.create(spot=spot, geo="BR", advert_campaign_id="c2")

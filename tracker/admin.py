@@ -12,15 +12,17 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
+from django.db import models
 from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
 from tracker.admin_utils import copyable, log_change
 from tracker.models import (
+    DEFAULT_GOALS,
     Goal,
     Partner,
     PartnerPostback,
@@ -28,6 +30,9 @@ from tracker.models import (
     Pixel,
     RegistrationLink,
     Spot,
+    default_goal_fields,
+    default_goals,
+    split_words,
 )
 from tracker.presets import apply_preset
 
@@ -35,11 +40,75 @@ from tracker.presets import apply_preset
 _current = threading.local()
 
 
+class GoalFormSet(forms.BaseInlineFormSet):
+    """The spot's goals: no event word may mean two of them."""
+
+    def clean(self):
+        # Before the formset's own unique check, which names no goal.
+        self.clean_words()
+        super().clean()
+
+    def clean_words(self):
+        seen = {}
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None)
+            if not data or data.get("DELETE") or not data.get("token"):
+                continue
+            words = [data["token"], *split_words(data.get("aliases") or "")]
+            for word in words:
+                other = seen.get(word)
+                if other is not None:
+                    field = "token" if word == data["token"] else "aliases"
+                    form.add_error(field, f"'{word}' already means the goal {other} above.")
+                    break
+            else:
+                for word in words:
+                    seen[word] = f"{data.get('name', '')} ({data['token']})"
+
+    def save_new(self, form, commit=True):
+        # A default goal's row shows no event names: it gets the standard ones.
+        goal = super().save_new(form, commit=False)
+        for name, value in default_goal_fields(goal.token).items():
+            if name not in form.fields:
+                setattr(goal, name, value)
+        if commit:
+            goal.save()
+        return goal
+
+
 class GoalInline(admin.TabularInline):
     model = Goal
-    fields = ["name", "token", "aliases", "order", "show_count", "show_sum", "revenue"]
+    formset = GoalFormSet
+    fields = [
+        "name",
+        "token",
+        "aliases",
+        "order",
+        "show_count",
+        "show_sum",
+        "revenue",
+        "message_template",
+    ]
+    # One line per goal: the template is a sentence, not a page.
+    formfield_overrides = {models.TextField: {"widget": forms.TextInput(attrs={"size": 30})}}
     extra = 0
     show_change_link = True
+
+    def get_extra(self, request, obj=None, **kwargs):
+        # A new spot's page shows its default goals as rows to edit (SpotAdmin
+        # gives their values), so nobody adds a reg that is made anyway.
+        return len(DEFAULT_GOALS) if obj is None else 0
+
+
+def pixel_events(pixel):
+    """(goal, event name or '') for each goal of the pixel's spot."""
+    field = f"{pixel.network}_event"
+    return [(goal, getattr(goal, field)) for goal in pixel.spot.goals.all()]
+
+
+def silent_revenue_goals(pixel):
+    """The revenue goals this pixel hears nothing of: no event name for its network."""
+    return [goal for goal, event in pixel_events(pixel) if goal.revenue and not event]
 
 
 class PixelForm(forms.ModelForm):
@@ -67,8 +136,27 @@ class PixelForm(forms.ModelForm):
 class PixelInline(admin.TabularInline):
     model = Pixel
     form = PixelForm
-    fields = PixelForm.Meta.fields
+    fields = [*PixelForm.Meta.fields, "events"]
+    readonly_fields = ["events"]
     extra = 0
+
+    @admin.display(description="Events sent")
+    def events(self, obj):
+        if not obj.pk:
+            return "Shown once the pixel is saved."
+        rows = format_html_join(
+            "", "<li>{} &rarr; {}</li>", [(g.label, e) for g, e in pixel_events(obj) if e]
+        )
+        silent = silent_revenue_goals(obj)
+        warning = ""
+        if silent:
+            warning = format_html(
+                '<p class="errornote pixel-silent">No {} event for {}: its deposits are '
+                "not sent to this pixel. Set one on the goal.</p>",
+                obj.get_network_display(),
+                ", ".join(g.label for g in silent),
+            )
+        return format_html('<ul class="pixel-events">{}</ul>{}', rows, warning)
 
 
 class PartnerInline(admin.TabularInline):
@@ -135,10 +223,56 @@ class SpotAdmin(admin.ModelAdmin):
     def goal_count(self, obj):
         return obj.goal_count
 
+    def get_fieldsets(self, request, obj=None):
+        if obj is not None:
+            return self.fieldsets
+        # A new spot's token and key are made when it is saved: any shown now
+        # would not be the saved one.
+        hidden = {"postback_token", "created"}
+        return [
+            (name, {**opts, "fields": [f for f in opts["fields"] if f not in hidden]})
+            for name, opts in self.fieldsets
+            if any(f not in hidden for f in opts["fields"])
+        ]
+
+    def get_formset_kwargs(self, request, obj, inline, prefix):
+        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
+        if isinstance(inline, GoalInline) and obj.pk is None and request.method != "POST":
+            kwargs["initial"] = [{"token": t, **fields} for t, fields in default_goals()]
+        return kwargs
+
+    def save_model(self, request, obj, form, change):
+        # The goal rows of the add page are the default goals, as edited.
+        obj.goals_from_form = not change
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        if not change:
+            form.instance.create_default_goals()  # those whose rows were removed
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        if request.method == "GET":
+            self.warn_silent_pixels(request, object_id)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def warn_silent_pixels(self, request, object_id):
+        """A pixel that is on but hears nothing of a deposit misleads quietly: say so."""
+        pixels = Pixel.objects.filter(spot_id=object_id, enabled=True).select_related("spot")
+        for pixel in pixels:
+            silent = silent_revenue_goals(pixel)
+            if silent:
+                messages.warning(
+                    request,
+                    f"The {pixel.get_network_display()} pixel is on, but "
+                    f"{', '.join(g.label for g in silent)} has no event name for it: "
+                    "those deposits are not sent. Set the event on the goal.",
+                )
+
     @admin.display(description="Incoming postback URL")
     def incoming_postback_url(self, obj):
         if not obj.pk:
-            return "Shown once the spot is saved."
+            return "The postback URL appears once the spot is saved."
         url = obj.incoming_url(getattr(_current, "request", None))
         regenerate = reverse("admin:tracker_spot_regenerate_token", args=[obj.pk])
         return format_html(
@@ -155,7 +289,7 @@ class SpotAdmin(admin.ModelAdmin):
     @admin.display(description="API key")
     def bot_api_key(self, obj):
         if not obj.pk:
-            return "Shown once the spot is saved."
+            return "The API key appears once the spot is saved."
         regenerate = reverse("admin:tracker_spot_regenerate_api_key", args=[obj.pk])
         return format_html(
             '{}<p><button type="submit" class="button" name="_regenerate_key" '

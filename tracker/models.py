@@ -37,10 +37,70 @@ DEFAULT_GOALS = [
     ("redep", "Repeat deposit", "resale, recurring_deposit"),
     ("lead", "New lead", ""),
 ]
+# Each default goal's event name per ad network: the networks' standard events,
+# so a pixel added to a spot sends from the first deposit on. Facebook's
+# standard events; TikTok's (CompletePayment is a reserved name TikTok maps to
+# Purchase, ClickForm to SubmitForm); GA4's recommended events; Metrica's goal
+# identifiers are the team's own (a JavaScript event goal of these ids).
+DEFAULT_EVENTS = {
+    "lead": {
+        "facebook": "Lead",
+        "tiktok": "SubmitForm",
+        "google": "generate_lead",
+        "yandex": "lead",
+    },
+    "reg": {
+        "facebook": "CompleteRegistration",
+        "tiktok": "CompleteRegistration",
+        "google": "sign_up",
+        "yandex": "registration",
+    },
+    "dep": {
+        "facebook": "Purchase",
+        "tiktok": "Purchase",
+        "google": "purchase",
+        "yandex": "deposit",
+    },
+    "redep": {
+        "facebook": "Purchase",
+        "tiktok": "Purchase",
+        "google": "purchase",
+        "yandex": "redeposit",
+    },
+}
+# The system message each default goal posts into the client's chat (CRM on);
+# a new lead posts none: the client's first message is theirs. No {player_id}:
+# most partners send none, and "player " with nothing after it reads as a bug.
+DEFAULT_MESSAGES = {
+    "reg": "Registered at the partner",
+    "dep": "First deposit {sum} {currency}",
+    "redep": "Deposit {sum} {currency}",
+}
+
+
+def default_goal_fields(token):
+    """What a default goal starts with beyond its name and aliases."""
+    fields = {f"{n}_event": e for n, e in DEFAULT_EVENTS.get(token, {}).items()}
+    fields["message_template"] = DEFAULT_MESSAGES.get(token, "")
+    fields["revenue"] = fields["show_sum"] = token in REVENUE_GOALS
+    # Statistics count leads as clients: no column of its own.
+    fields["show_count"] = token != LEAD
+    return fields
+
+
 # A new client, by any path, is an event of this goal, made only for the
 # targets that pick it (postbacks.fanout.new_lead); statistics count leads
 # as clients, so the goal shows no column of its own there.
 LEAD = "lead"
+
+
+def default_goals():
+    """(token, fields) of every default goal, in the order a new spot shows them."""
+    for order, (token, name, aliases) in enumerate(DEFAULT_GOALS):
+        yield (
+            token,
+            {"name": name, "aliases": aliases, "order": order, **default_goal_fields(token)},
+        )
 
 
 def split_words(text):
@@ -184,16 +244,17 @@ class Spot(CallerRules):
         adding = self._state.adding
         with transaction.atomic():
             super().save(*args, **kwargs)
-            if adding:
+            # The add page saves the default goals from its own rows instead.
+            if adding and not getattr(self, "goals_from_form", False):
                 self.create_default_goals()
 
     def create_default_goals(self):
-        for order, (token, name, aliases) in enumerate(DEFAULT_GOALS):
-            defaults = {"name": name, "aliases": aliases, "order": order}
-            defaults["revenue"] = token in REVENUE_GOALS
-            if token == LEAD:
-                defaults["show_count"] = False
-            Goal.objects.get_or_create(spot=self, token=token, defaults=defaults)
+        """Add the default goals the spot lacks: one whose token or aliases mean
+        a goal of the spot already (renamed on the add page) is left out."""
+        taken = {word for goal in self.goals.all() for word in goal.words}
+        for token, defaults in default_goals():
+            if taken.isdisjoint([token, *split_words(defaults["aliases"])]):
+                Goal.objects.create(spot=self, token=token, **defaults)
 
     def goal_list(self):
         """The spot's goals in order: those loaded with it (the postback endpoint
@@ -278,12 +339,16 @@ class Goal(models.Model):
     )
     order = models.PositiveSmallIntegerField(default=10)
     facebook_event = models.CharField(max_length=100, blank=True, help_text="e.g. Purchase")
-    tiktok_event = models.CharField(max_length=100, blank=True, help_text="e.g. CompletePayment")
+    tiktok_event = models.CharField(max_length=100, blank=True, help_text="e.g. Purchase")
     google_event = models.CharField(
         "Google Analytics event", max_length=100, blank=True, help_text="e.g. purchase"
     )
     yandex_event = models.CharField(
-        "Yandex Metrica goal", max_length=100, blank=True, help_text="Goal identifier"
+        "Yandex Metrica goal",
+        max_length=100,
+        blank=True,
+        help_text="The identifier of a JavaScript-event goal created in Metrica: it must "
+        "match that goal (the defaults are lead, registration, deposit, redeposit).",
     )
     external_postback = models.TextField(
         blank=True,
@@ -313,6 +378,13 @@ class Goal(models.Model):
         ]
 
     def __str__(self):
+        # Goals of several spots meet in pickers, lists and statistics: named
+        # with their spot, "Casino bot · First deposit (dep)", they are told apart.
+        return f"{self.spot} · {self.label}"
+
+    @property
+    def label(self):
+        """The goal within its spot: "First deposit (dep)"."""
         return f"{self.name} ({self.token})"
 
     @property
@@ -335,7 +407,7 @@ class Goal(models.Model):
             raise ValidationError(
                 {
                     "aliases" if word != self.token else "token": (
-                        f"'{word}' already means the goal {taken[word]} of this spot."
+                        f"'{word}' already means the goal {taken[word].label} of this spot."
                     )
                 }
             )
