@@ -10,7 +10,6 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.timesince import timeuntil
 
 from crm.visibility import VisibleRowsMixin
 from postbacks import delivery, failing
@@ -49,6 +48,21 @@ def reason(d):
     if d.last_http_status:
         return f"HTTP {d.last_http_status}: {d.last_error}" if d.last_error else ""
     return d.last_error
+
+
+def span(seconds):
+    """A wait as people say it: 45 s, 4 min, 2 h 10 min, 1 d 6 h."""
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{max(seconds, 1)} s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
 
 
 def clipped(text, size=REASON_CHARS):
@@ -125,7 +139,7 @@ class DeliveryAttemptInline(ReadOnlyInline):
 @admin.register(Delivery)
 class DeliveryAdmin(VisibleRowsMixin, ReadOnlyAdmin):
     client_path = "conversion__client__"
-    list_display = ["created", "target", "state", "attempts_made", "next_try", "spot", "conversion"]
+    list_display = ["made", "target", "state", "attempts_made", "next_try", "spot", "conversion"]
     list_filter = [StateFilter, "spot", "postback", ("created", admin.DateFieldListFilter)]
     search_fields = ["=id", "=conversion__client__click_id"]
     list_select_related = ["spot", "postback", "pixel", "external_goal", "conversion__goal"]
@@ -156,6 +170,10 @@ class DeliveryAdmin(VisibleRowsMixin, ReadOnlyAdmin):
             .annotate(attempts_made=Coalesce(Subquery(logged, output_field=IntegerField()), 0))
         )
 
+    @admin.display(description="Created", ordering="created")
+    def made(self, obj):
+        return f"{timezone.localtime(obj.created):%Y-%m-%d %H:%M}"
+
     @admin.display(description="Target")
     def target(self, obj):
         return obj.target_name
@@ -174,11 +192,10 @@ class DeliveryAdmin(VisibleRowsMixin, ReadOnlyAdmin):
             return "-"
         at = timezone.localtime(obj.next_attempt)
         when = f"{at:%H:%M}" if at.date() == timezone.localdate() else f"{at:%Y-%m-%d %H:%M}"
-        if obj.next_attempt <= timezone.now():
+        left = (obj.next_attempt - timezone.now()).total_seconds()
+        if left <= 0:
             return format_html('<span title="{}">{}, due now</span>', at.isoformat(), when)
-        return format_html(
-            '<span title="{}">{} (in {})</span>', at.isoformat(), when, timeuntil(obj.next_attempt)
-        )
+        return format_html('<span title="{}">{} (in {})</span>', at.isoformat(), when, span(left))
 
     def has_resend_permission(self, request):
         return request.user.has_perm("postbacks.resend_delivery")
