@@ -40,7 +40,7 @@ def skip_reason(postback, conversion):
         ctx = macros.conversion_context(conversion, attributed=not postback.all_users)
         missing = render.missing_required(postback, ctx)
         if missing:
-            return f"Skipped: {missing}."
+            return f"{missing}."
     return ""
 
 

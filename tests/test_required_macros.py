@@ -13,7 +13,7 @@ from tracker.presets import apply_preset
 
 pytestmark = pytest.mark.usefixtures("outgoing")
 
-NO_CL_ID = "Skipped: {cl_id} is empty (the client has no click id of your tracker)."
+NO_CL_ID = "{cl_id} is empty (the client has no click id of your tracker)."
 
 
 def test_a_client_without_the_trackers_click_id_is_skipped_with_the_reason(
@@ -63,7 +63,7 @@ def test_every_empty_required_macro_is_named(spot, receiver):
     accept(Client.objects.create(spot=spot, player_id="p1"), "dep", amount=5)
     drain()
     assert Delivery.objects.get().last_error == (
-        "Skipped: {cl_id} is empty (the client has no click id of your tracker); "
+        "{cl_id} is empty (the client has no click id of your tracker); "
         "{fields__deposit_id} is empty (the client has no value for it)."
     )
     assert receiver.requests == []
