@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 from crm.models import Client
 from postbacks.models import OutgoingPostback
 from tests.receiver import drain
-from tracker.models import PartnerPreset
+from tracker.models import PartnerPreset, Spot
 from tracker.presets import apply_preset, preset_files
 
 pytestmark = pytest.mark.usefixtures("outgoing")
@@ -149,12 +149,18 @@ def test_load_presets_refuses_a_status_without_the_receivers_word(db, tmp_path):
 def test_load_presets_refuses_a_sale_word_sent_for_every_status(db, tmp_path):
     write_preset(tmp_path, path="/postback?subid={cl_id}&type=sale&status={status}")
     refused(tmp_path, "writes type=sale (approved) in its path, but it also sends pending")
-
-
-def test_a_fixed_sale_is_fine_for_a_postback_that_sends_approved_only(db, tmp_path):
+    # The same word is what an approved-only postback means: loaded, and applied as such.
     write_preset(tmp_path, path="/postback?subid={cl_id}&type=sale", statuses=["approved"])
     call_command("load_presets", dir=str(tmp_path), verbosity=0)
-    assert PartnerPreset.objects.get().slug == "keitaro"
+    preset = PartnerPreset.objects.get()
+    spot = Spot.objects.create(name="Bot", slug="bot")
+    partner = apply_preset(preset, spot, outgoing_base="https://k.example.com/abc")
+    postback = OutgoingPostback.objects.get(partner=partner)
+    assert (postback.send_approved, postback.send_pending, postback.send_rejected) == (
+        True,
+        False,
+        False,
+    )
 
 
 def test_load_presets_refuses_an_unknown_required_macro(db, tmp_path):
