@@ -82,17 +82,18 @@ class CustomFieldValueInline(admin.TabularInline):
 
 
 class AmountColumns:
-    """Amounts as people write them (12.5, not 12.50000000), and in the reporting currency."""
+    """Amounts as people read them (12,345.50: cents and thousands; 8 places stay
+    stored and in the API), and in the reporting currency."""
 
     @admin.display(description="Amount", ordering="amount")
     def amount_shown(self, obj):
-        return values.plain(obj.amount)
+        return values.money_number(obj.amount)
 
     @admin.display(description="Reported", ordering="reported_amount")
     def reported(self, obj):
         if obj.reported_amount is None:
             return "no rate yet"
-        return f"{values.plain(obj.reported_amount)} {settings.REPORTING_CURRENCY}"
+        return values.money_text(obj.reported_amount, settings.REPORTING_CURRENCY)
 
 
 class ConversionInline(AmountColumns, ReadOnlyInline):
@@ -311,7 +312,7 @@ class ClientAdmin(VisibleRowsMixin, BigTableAdmin):
     def revenue(self, obj):
         if obj.revenue is None and not obj.unrated:
             return "-"
-        total = f"{values.plain(obj.revenue or 0)} {settings.REPORTING_CURRENCY}"
+        total = values.money_text(obj.revenue or 0, settings.REPORTING_CURRENCY)
         if not obj.unrated:
             return total
         return format_html(
@@ -455,10 +456,22 @@ class MessageAdmin(VisibleRowsMixin, BigTableAdmin):
     def short_text(self, obj):
         return obj.text[:80]
 
+    def formfield_for_choice_field(self, db_field, request, **kwargs):
+        # System messages are the tracker's own (a goal reached); a manager
+        # posting one would put words in the system's mouth in the client's chat.
+        if db_field.name == "kind" and not may_post_system(request.user):
+            kwargs["choices"] = [c for c in Message.KINDS if c[0] != Message.SYSTEM]
+        return super().formfield_for_choice_field(db_field, request, **kwargs)
+
     def save_model(self, request, obj, form, change):
         if not change:
             obj.author = request.user
         super().save_model(request, obj, form, change)
+
+
+def may_post_system(user):
+    """Team leads (who may edit messages) and superusers; not managers."""
+    return user.has_perm("crm.change_message")
 
 
 class ExchangeRateForm(forms.ModelForm):

@@ -22,6 +22,7 @@ class TrackerConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        from tracker import checks  # noqa: F401  (registers the deploy checks)
         from tracker.models import Spot
 
         m2m_changed.connect(
@@ -34,3 +35,7 @@ class AdminConfig(admin_apps.AdminConfig):
 
     default = False
     default_site = "tracker.site.AdminSite"
+
+    def ready(self):
+        super().ready()
+        from tracker import admin_users  # noqa: F401  (the user page that warns)

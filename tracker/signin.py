@@ -86,6 +86,17 @@ class SignInForm(AdminAuthenticationForm):
         help_text="If you set up a second factor: the code from your app, or a recovery code.",
     )
 
+    def confirm_login_allowed(self, user):
+        # Django says "wrong password" here too; a team member added to a group
+        # but not marked staff would never learn why they cannot get in.
+        if user.is_active and not user.is_staff:
+            raise ValidationError(
+                "This account may not use the admin yet: it has no staff status. "
+                "Ask a superuser to tick “Staff status” on your user.",
+                code="not_staff",
+            )
+        super().confirm_login_allowed(user)
+
     def clean(self):
         try:
             data = super().clean()

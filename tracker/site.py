@@ -6,22 +6,101 @@
    `permissions`, or one a model admin does not have) is refused with a
    message, nothing changed. Django alone would re-show the list silently
    when the user has no action at all.
+3. A page the user may not open answers 403 inside the admin, saying why
+   (tracker/denied.py), not Django's bare page.
 """
 
 from functools import update_wrapper
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.urls import path
 
+from tracker.denied import denied_page
 from tracker.signin import SignInForm, owes_second_factor, two_factor_view
 
 # Pages a user who still owes a second factor may open: to set it up, or leave.
 OPEN_WITHOUT_FACTOR = {"two_factor", "logout"}
 
+# The menu (the home page's list and the sidebar) in the order a team uses it:
+# (section, [model labels]); a model in none of them goes to the last section.
+SECTIONS = [
+    (
+        "Daily work",
+        [
+            "tracker.spot",
+            "crm.client",
+            "crm.dailystat",
+            "postbacks.incomingpostback",
+            "postbacks.delivery",
+            "postbacks.outgoingpostback",
+        ],
+    ),
+    (
+        "Set-up",
+        [
+            "tracker.goal",
+            "tracker.partner",
+            "tracker.partnerpreset",
+            "tracker.registrationlink",
+            "crm.customfield",
+            "crm.exchangerate",
+            "crm.conversion",
+            "crm.message",
+        ],
+    ),
+    ("Operations", ["django_rq.dashboard"]),
+    ("Team and sign-in", []),  # users, groups, lockouts, second factors: the rest
+]
+# Names of other packages' pages, as the people who use them say it.
+NAMES = {
+    "axes.accessattempt": "Sign-in lockouts",
+    "axes.accessfailurelog": "Failed sign-ins",
+    "axes.accesslog": "Sign-in log",
+    "otp_totp.totpdevice": "Authenticator apps",
+    "otp_static.staticdevice": "Recovery codes",
+    "django_rq.dashboard": "Background queues",
+}
+
+
+def menu(app_list):
+    """Django's per-app list regrouped into SECTIONS, each model where a team
+    looks for it; an empty section is left out."""
+    models = {}
+    for app in app_list:
+        for model in app["models"]:
+            label = f"{app['app_label']}.{model['object_name'].lower()}"
+            models[label] = {**model, "name": NAMES.get(label, model["name"])}
+    placed = {label for _, labels in SECTIONS for label in labels}
+    sections = []
+    for name, labels in SECTIONS:
+        chosen = [models[label] for label in labels if label in models]
+        if not labels:  # the last section: what no other one named, in Django's order
+            chosen = [m for label, m in models.items() if label not in placed]
+        if chosen:
+            slug = name.lower().replace(" ", "-")
+            sections.append({"name": name, "app_label": slug, "section": True, "models": chosen})
+    return sections
+
 
 class AdminSite(admin.AdminSite):
     login_form = SignInForm
+    index_template = "admin/index.html"
+    # The home page's figures and alerts: a function(request) -> context, set
+    # by postbacks.apps (tracker may not import the apps that hold the data).
+    dashboard = None
+
+    def get_app_list(self, request, app_label=None):
+        apps = super().get_app_list(request, app_label)
+        # One app's own page (/admin/crm/) keeps Django's list of that app.
+        return apps if app_label else menu(apps)
+
+    def index(self, request, extra_context=None):
+        extra = {"title": "Dashboard", **(extra_context or {})}
+        if self.dashboard is not None:
+            extra.update(self.dashboard(request))
+        return super().index(request, extra)
 
     def admin_view(self, view, cacheable=False):
         inner = super().admin_view(view, cacheable)
@@ -35,7 +114,10 @@ class AdminSite(admin.AdminSite):
             if refused:
                 messages.error(request, f"You may not run “{refused}”: nothing was changed.")
                 return redirect(request.get_full_path())
-            return inner(request, *args, **kwargs)
+            try:
+                return inner(request, *args, **kwargs)
+            except PermissionDenied as denied:
+                return denied_page(self, request, str(denied))
 
         return update_wrapper(guarded, view)
 
