@@ -12,7 +12,7 @@ import logging
 import threading
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 from django.utils import timezone
 
 from postbacks import queue
@@ -75,7 +75,8 @@ def run_forever(stop=None, first_wait=0.0, interval=None):
     finally:
         _running -= 1
         pipeline.close()
-        close_old_connections()
+        # The thread ends here: its connections (kept open between passes) too.
+        connections.close_all()
 
 
 def look(pipeline, interval):

@@ -1,6 +1,7 @@
 """Test settings: the real settings with a throwaway secret and plain static files."""
 
 import os
+import tempfile
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
 
@@ -13,3 +14,14 @@ STORAGES = {
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Static files come from the finders in tests; there is no collected folder.
 MIDDLEWARE = [m for m in MIDDLEWARE if "whitenoise" not in m]  # noqa: F405
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # The test database is a file in WAL mode, as the project's database is,
+    # not Django's default in-memory one: that one is shared-cache, where two
+    # threads writing at once (the delivery loop and a request) fail at once
+    # with "database table is locked", as the busy timeout does not cover
+    # shared-cache locks; on a file the second waits its turn. A name of this
+    # run's own, as other runs may use the same checkout at once; Django
+    # deletes the file when the run ends.
+    _name = os.path.join(tempfile.gettempdir(), f"tracker-test-{os.getpid()}.sqlite3")
+    DATABASES["default"]["TEST"] = {"NAME": _name}  # noqa: F405
