@@ -4,8 +4,9 @@ For every registered model admin whose add page the superuser can open, the
 add form is posted as a browser would post it: empty, untouched, and as a
 copy of an existing row with its inline rows as new rows, once and twice, so
 each unique field and each inline's unique key meets a duplicate; and each
-existing row's own page with its inline rows posted again as new rows. Every answer must be the form again
-with its errors (200) or a redirect after saving (302).
+existing row's own page with its inline rows posted again as new rows. Every
+answer must be the form again with its errors (200) or a redirect after saving
+(302).
 """
 
 from decimal import Decimal

@@ -90,8 +90,8 @@ def spot_page(admin_client, spot):
 def test_the_spot_page_shows_each_goals_event_next_to_the_pixel(admin_client, spot):
     Pixel.objects.create(spot=spot, network="tiktok", pixel_id="TT", access_token="t")
     page = spot_page(admin_client, spot).content.decode()
-    assert "First deposit (dep) &rarr; Purchase" in page
-    assert "Registration (reg) &rarr; CompleteRegistration" in page
+    assert 'title="First deposit">dep &rarr; Purchase</li>' in page
+    assert "reg &rarr; CompleteRegistration" in page
     assert "pixel-silent" not in page
 
 

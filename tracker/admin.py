@@ -144,8 +144,11 @@ class PixelInline(admin.TabularInline):
     def events(self, obj):
         if not obj.pk:
             return "Shown once the pixel is saved."
+        # Tokens, not names: the column stays narrow beside the pixel's fields.
         rows = format_html_join(
-            "", "<li>{} &rarr; {}</li>", [(g.label, e) for g, e in pixel_events(obj) if e]
+            "",
+            '<li title="{}">{} &rarr; {}</li>',
+            [(g.name, g.token, e) for g, e in pixel_events(obj) if e],
         )
         silent = silent_revenue_goals(obj)
         warning = ""
@@ -156,7 +159,11 @@ class PixelInline(admin.TabularInline):
                 obj.get_network_display(),
                 ", ".join(g.label for g in silent),
             )
-        return format_html('<ul class="pixel-events">{}</ul>{}', rows, warning)
+        return format_html(
+            '<ul class="pixel-events" style="margin:0;padding:0;list-style:none">{}</ul>{}',
+            rows,
+            warning,
+        )
 
 
 class PartnerInline(admin.TabularInline):
