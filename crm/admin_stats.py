@@ -141,7 +141,13 @@ def table(get, rep, lines):
     for title, column in zip(report.header(rep), ids, strict=True):
         toggled = column if current == f"-{column}" else f"-{column}"
         arrow = {f"-{column}": " ▼", column: " ▲"}.get(current, "")
-        head.append({"title": title + arrow, "link": link(get, sort=toggled)})
+        head.append(
+            {
+                "title": title + arrow,
+                "link": link(get, sort=toggled),
+                "num": column not in rep.query.group,
+            }
+        )
     # The link sits on a line's own last value: a group's name on its total,
     # the second value on the lines under it (the first is the group's, greyed).
     body = [
@@ -162,7 +168,7 @@ def table_html(rows, dims):
 
     def cell(k, text, row):
         if k >= dims:
-            return format_html("<td>{}</td>", text)
+            return format_html('<td class="num">{}</td>', text)
         if k == row["linked"]:
             return format_html(
                 '<td class="nowrap"><a class="drill" href="?{}" title="Drill down">{}</a></td>',
@@ -244,6 +250,7 @@ class StatisticsAdmin(admin.ModelAdmin):
             "page": page,
             "page_query": link(request.GET),
             "total": report.cells(rep, rep.total),
+            "group_count": len(query.group),
             "chart": chart(rep),
             "query": link(request.GET),
             "filters": active_filters(request.GET, query),
@@ -262,8 +269,8 @@ class StatisticsAdmin(admin.ModelAdmin):
         name = f"statistics-{query.date_from}-{query.date_to}.csv"
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         writer = csv.writer(response)
-        writer.writerow(report.header(rep))
+        writer.writerow(report.header(rep, for_csv=True))
         for row in rep.lines:
-            writer.writerow(report.cells(rep, row))
-        writer.writerow(report.cells(rep, rep.total))
+            writer.writerow(report.cells(rep, row, for_csv=True))
+        writer.writerow(report.cells(rep, rep.total, for_csv=True))
         return response

@@ -6,18 +6,34 @@ COLOURS = ["#417690", "#e07b39", "#2e9e5b", "#b8336a", "#7d5ba6", "#c9a227"]
 WIDTH, HEIGHT, PAD_L, PAD_R, PAD_T, PAD_B = 900, 260, 48, 16, 16, 36
 
 
-def line_chart(days, series):
-    """`series` is [(label, [value per day])]; returns safe SVG markup."""
+def line_chart(
+    days,
+    series,
+    chart_id="stats-chart",
+    label="Leads and goals per day",
+    axis=str,
+    width=WIDTH,
+):
+    """`series` is [(label, [value per day])]; returns safe SVG markup. `axis`
+    writes a grid line's value (money with thousands separators); `chart_id`
+    tells two charts of one page apart; a narrower `width` keeps the text
+    readable where the chart is drawn small."""
     highest = max([1, *(v for _, values in series for v in values)])
     top = -(-highest // 4) * 4  # a multiple of 4: the five grid lines get whole numbers
+    marks = [axis(top * k // 4) for k in range(5)]
+    # Room for the longest grid value (about 7 px a character at 11 px).
+    pad_l = max(PAD_L, 12 + 7 * max(len(m) for m in marks))
     n = max(len(days), 1)
-    plot_w, plot_h = WIDTH - PAD_L - PAD_R, HEIGHT - PAD_T - PAD_B
+    placed, legend_rows = legend_layout([name for name, _ in series], pad_l, width - PAD_R)
+    # Each further legend row pushes the plot down and the chart taller.
+    pad_t, height = PAD_T + 16 * (legend_rows - 1), HEIGHT + 16 * (legend_rows - 1)
+    plot_w, plot_h = width - pad_l - PAD_R, HEIGHT - PAD_T - PAD_B
 
     def x(i):
-        return PAD_L + (plot_w * i / (n - 1) if n > 1 else plot_w / 2)
+        return pad_l + (plot_w * i / (n - 1) if n > 1 else plot_w / 2)
 
     def y(v):
-        return PAD_T + plot_h - plot_h * v / top
+        return pad_t + plot_h - plot_h * v / top
 
     grid = format_html_join(
         "",
@@ -25,22 +41,27 @@ def line_chart(days, series):
         '<text x="{}" y="{}" font-size="11" text-anchor="end" fill="#666">{}</text>',
         (
             (
-                PAD_L,
-                WIDTH - PAD_R,
+                pad_l,
+                width - PAD_R,
                 f"{y(top * k / 4):.1f}",
                 f"{y(top * k / 4):.1f}",
-                PAD_L - 6,
+                pad_l - 6,
                 f"{y(top * k / 4) + 4:.1f}",
-                top * k // 4,
+                marks[k],
             )
             for k in range(5)
         ),
     )
-    step = max(1, n // 10)
+    # A day's label at most every 60 px, counted back from the last day, which always has one.
+    step = max(1, -(-(n - 1) * 60 // plot_w))
     ticks = format_html_join(
         "",
         '<text x="{}" y="{}" font-size="11" text-anchor="middle" fill="#666">{}</text>',
-        ((f"{x(i):.1f}", HEIGHT - 12, f"{d:%m-%d}") for i, d in enumerate(days) if i % step == 0),
+        (
+            (f"{x(i):.1f}", height - 12, f"{d:%m-%d}")
+            for i, d in enumerate(days)
+            if (n - 1 - i) % step == 0
+        ),
     )
     lines = format_html_join(
         "",
@@ -48,34 +69,49 @@ def line_chart(days, series):
         'points="{}"/>',
         (
             (
-                label,
+                name,
                 COLOURS[k % len(COLOURS)],
                 " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(values)),
             )
-            for k, (label, values) in enumerate(series)
+            for k, (name, values) in enumerate(series)
         ),
     )
     legend = format_html_join(
         "",
-        '<rect x="{}" y="4" width="10" height="10" fill="{}"/>'
-        '<text x="{}" y="13" font-size="12">{}</text>',
+        '<rect x="{}" y="{}" width="10" height="10" fill="{}"/>'
+        '<text x="{}" y="{}" font-size="12">{}</text>',
         (
-            (PAD_L + 140 * k, COLOURS[k % len(COLOURS)], PAD_L + 140 * k + 14, label)
-            for k, (label, _) in enumerate(series)
+            (at, 4 + 16 * row, COLOURS[k % len(COLOURS)], at + 14, 13 + 16 * row, name)
+            for k, ((name, _), (at, row)) in enumerate(zip(series, placed, strict=True))
         ),
     )
     return format_html(
-        '<svg id="stats-chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {} {}" '
-        'width="100%" height="{}" role="img" aria-label="Leads and goals per day">'
+        '<svg id="{}" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {} {}" '
+        'width="100%" height="{}" role="img" aria-label="{}">'
         "{}{}{}{}</svg>",
-        WIDTH,
-        HEIGHT,
-        HEIGHT,
+        chart_id,
+        width,
+        height,
+        height,
+        label,
         grid,
         ticks,
         lines,
         legend,
     )
+
+
+def legend_layout(names, left, right):
+    """([(x, row)] per name, rows): legend entries side by side, wrapped to a new
+    row where the next would run past `right` (about 7 px a character)."""
+    x, row, placed = left, 0, []
+    for name in names:
+        wide = 14 + 7 * len(str(name)) + 18
+        if x + wide > right and x > left:
+            x, row = left, row + 1
+        placed.append((x, row))
+        x += wide
+    return placed, row + 1
 
 
 def bar_chart(title, bars):

@@ -180,7 +180,7 @@ def build(query):
     total = Row((), ("Total",))
     for row in found:
         total.add(row)
-    columns = report_columns(goals)
+    columns = report_columns(goals, spot_names)
     return Report(
         query=query,
         columns=columns,
@@ -238,14 +238,28 @@ def default_sort(query):
     return "day" if query.group[0] == "day" else "revenue"
 
 
-def report_columns(goals):
-    """The numeric columns: leads, per goal its count and sum, rates, revenue."""
+def report_columns(goals, spot_names=None):
+    """The numeric columns: leads, per goal its count and sum, rates, revenue.
+
+    Goals of one token are one column across spots (reg is reg everywhere).
+    Where two tokens' goals bear the same name (a "Deposit" goal on two spots
+    under different tokens), each column names its spots, or the page would
+    show two identical titles over different numbers."""
     currency = settings.REPORTING_CURRENCY
     shown = {}
+    spots_of = defaultdict(list)
     for g in goals:
         if g.show_count or g.show_sum:
             count, total, name = shown.get(g.token, (False, False, g.name))
             shown[g.token] = (count or g.show_count, total or g.show_sum, name)
+            if g.spot_id not in spots_of[g.token]:
+                spots_of[g.token].append(g.spot_id)
+    names = defaultdict(int)
+    for _, _, name in shown.values():
+        names[name.casefold()] += 1
+    for token, (count, total, name) in shown.items():
+        if names[name.casefold()] > 1:
+            shown[token] = (count, total, f"{name} · {spot_list(spots_of[token], spot_names)}")
     columns = [Column("leads", "Leads")]
     for token, (count, total, name) in shown.items():
         if count:
@@ -259,6 +273,13 @@ def report_columns(goals):
     columns.append(Column("revenue", f"Revenue ({currency})"))
     columns.append(Column("rpl", f"Revenue per lead ({currency})"))
     return columns
+
+
+def spot_list(spot_ids, spot_names, shown=2):
+    """'Casino, Poker' or 'Casino, Poker +3': which spots a column's goal is on."""
+    named = [(spot_names or {}).get(pk, f"spot {pk}") for pk in spot_ids]
+    more = f" +{len(named) - shown}" if len(named) > shown else ""
+    return ", ".join(named[:shown]) + more
 
 
 def labeller(group, spot_names):
@@ -280,21 +301,41 @@ def labeller(group, spot_names):
     return label
 
 
-def header(report):
-    return [DIMENSIONS[d] for d in report.query.group] + [c.title for c in report.columns]
+def header(report, for_csv=False):
+    """Column titles; the CSV's rates say their unit in the title, their cells are numbers."""
+    titles = [c.title + (" (%)" if for_csv and is_rate(c.id) else "") for c in report.columns]
+    return [DIMENSIONS[d] for d in report.query.group] + titles
 
 
-def cells(report, row):
-    """A table line as text, the same on the page and in the CSV."""
+def cells(report, row, for_csv=False):
+    """A table line as text: for people on the page (1,234.50 and 12.5%), as plain
+    numbers in the CSV (1234.5 and 12.5), which spreadsheets read as numbers."""
     labels = list(row.labels) + [""] * (len(report.query.group) - len(row.labels))
-    return labels + [shown(row.value(c.id), c.id) for c in report.columns]
+    show = plain_number if for_csv else shown
+    return labels + [show(row.value(c.id), c.id) for c in report.columns]
+
+
+def is_rate(column_id):
+    return column_id.endswith("_rate")
 
 
 def shown(value, column_id):
+    """A cell's value on a screen: money to the cent with thousands separators."""
     if value is None:
         return ""
-    if column_id.endswith("_rate"):
+    if is_rate(column_id):
         return f"{value:.1f}%"
+    if isinstance(value, Decimal):
+        return values.money_number(value)
+    return values.count_text(value)
+
+
+def plain_number(value, column_id):
+    """A cell's value in the CSV: no separators, no unit, all the decimals kept."""
+    if value is None:
+        return ""
+    if is_rate(column_id):
+        return values.plain(Decimal(value).quantize(Decimal("0.01")))
     if isinstance(value, Decimal):
         return values.plain(value)
     return str(value)

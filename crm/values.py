@@ -16,6 +16,7 @@ from django.conf import settings
 # Amounts keep 8 decimal places: crypto payouts and fractional-cent CPA rates.
 AMOUNT_PLACES = 8
 QUANTUM = Decimal(1).scaleb(-AMOUNT_PLACES)
+CENT = Decimal("0.01")
 MAX_AMOUNT = Decimal("99999999999999999999.99999999")  # Conversion.amount: 28 digits, 8 places
 MIN_RATE = Decimal("0.000000000001")  # ExchangeRate.rate: 12 places
 # Characters of a number's text. Longer is refused before parsing: a million
@@ -141,6 +142,36 @@ def money(amount):
     networks send them: what macros give back."""
     amount = Decimal(amount or 0).normalize()
     return format(amount, "f") if amount.as_tuple().exponent < -2 else f"{amount:.2f}"
+
+
+def money_number(amount):
+    """An amount for a person to read: 1,234.50. Stored amounts keep 8 places;
+    a screen shows cents, except for a non-zero amount under a cent (a crypto
+    payout), which keeps the places it needs rather than reading 0.00."""
+    if amount is None:
+        return ""
+    amount = Decimal(amount)
+    if amount and abs(amount) < CENT:
+        return plain(amount)
+    return f"{amount.quantize(CENT, rounding=ROUND_HALF_UP):,.2f}"
+
+
+def money_text(amount, currency=""):
+    """'1,234.50 USD': an amount and its currency, as screens show money; '' for None."""
+    if amount is None:
+        return ""
+    number = money_number(amount)
+    return f"{number} {currency}" if currency else number
+
+
+def money_axis(amount):
+    """A chart's grid value: whole units with thousands separators (12,000)."""
+    return f"{Decimal(amount).quantize(Decimal(1), rounding=ROUND_HALF_UP):,}"
+
+
+def count_text(n):
+    """A count for a person to read: 12,345."""
+    return "" if n is None else f"{n:,}"
 
 
 def parse_currency(text):

@@ -37,6 +37,13 @@ class PostbacksConfig(AppConfig):
         fanout.connect()  # a new client is a lead event for the targets that pick it
         waiting.connect()  # unmatched postbacks replay themselves when their client appears
 
+        from django.contrib import admin
+
+        from postbacks import dashboard
+
+        # The admin home's figures and alerts (tracker's site may not import them).
+        admin.site.dashboard = dashboard.context
+
         from django.conf import settings
 
         from postbacks import checks  # noqa: F401  (registers the system checks)

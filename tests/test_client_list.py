@@ -66,10 +66,10 @@ def test_the_columns_show_goal_revenue_last_event_and_manager(admin_client, peop
     assert page["Reg"] == page["Reg"] | {"goal": "reg", "revenue": "-", "manager": "admin"}
     assert page["Reg"]["last_event"] == "Mar 1 12:00"
     # Two approved deposits (dep, then redep); the rejected one counts for nothing.
-    assert page["Dep"]["goal"] == "redep" and page["Dep"]["revenue"] == "15 USD"
+    assert page["Dep"]["goal"] == "redep" and page["Dep"]["revenue"] == "15.00 USD"
     assert page["Dep"]["last_event"] == "Mar 2 12:00"  # the message came after
     # Revenue is in the reporting currency: the euros wait for a rate, and say so.
-    assert page["Mixed"]["revenue"].endswith(">10 USD +2?</span>")
+    assert page["Mixed"]["revenue"].endswith(">10.00 USD +2?</span>")
     assert page["Mixed"]["last_event"] == "Mar 1 13:00"
 
 
@@ -93,7 +93,7 @@ def test_the_list_page_renders_the_columns(admin_client, people):
     page = admin_client.get(URL).content.decode()
     for header in ("Goal", "Revenue", "Last event", "Manager"):
         assert f">{header}</a>" in page
-    assert "15 USD" in page and "10 USD +2?" in page
+    assert "15.00 USD" in page and "10.00 USD +2?" in page
 
 
 @pytest.mark.parametrize(

@@ -162,8 +162,8 @@ def test_only_revenue_goals_count_as_revenue(spot, lead, admin_client):
     [row] = rep.rows
     assert row.sums["payout"] == Decimal("25") and row.revenue == Decimal("40")
     cells = dict(zip(report.header(rep), report.cells(rep, row), strict=True))
-    assert cells["Payout sum (USD)"] == "25" and cells["Revenue (USD)"] == "40"
-    assert cells["Revenue per lead (USD)"] == "40"
+    assert cells["Payout sum (USD)"] == "25.00" and cells["Revenue (USD)"] == "40.00"
+    assert cells["Revenue per lead (USD)"] == "40.00"
 
 
 @pytest.mark.usefixtures("outgoing")
