@@ -24,8 +24,13 @@ def skip_reason(postback, conversion):
     """Why the options of 000/004 keep this postback from sending, or ''."""
     client = conversion.client
     # A locked (partner preset) postback is sent for every event of its goals
-    # whatever the attribution (seed 000): the partner counts all of them.
-    if not (postback.all_users or postback.locked) and not client.attributed:
+    # whatever the other settings (seed 000: "regardless of the other
+    # settings"): attribution, first event only, the re-engagement window.
+    # The partner counts all of them. Its statuses and required macros are the
+    # preset's own and still hold.
+    if postback.locked:
+        return _missing_macros(postback, conversion)
+    if not postback.all_users and not client.attributed:
         return "The client did not come from an ad (send for all users is off)."
     if postback.first_event_only:
         earlier = client.conversions.filter(goal_id=conversion.goal_id).exclude(pk=conversion.pk)
@@ -34,14 +39,17 @@ def skip_reason(postback, conversion):
     window = postback.reengagement_window
     if window is not None and conversion.created - client.created > window:
         return "The event came after the re-engagement window."
-    if postback.required_macros.strip():
-        # An empty click id makes a request the receiver cannot match to
-        # anything ("subid="): skipped here, with the reason, never sent.
-        ctx = macros.conversion_context(conversion, attributed=not postback.all_users)
-        missing = render.missing_required(postback, ctx)
-        if missing:
-            return f"{missing}."
-    return ""
+    return _missing_macros(postback, conversion)
+
+
+def _missing_macros(postback, conversion):
+    # An empty click id makes a request the receiver cannot match to
+    # anything ("subid="): skipped here, with the reason, never sent.
+    if not postback.required_macros.strip():
+        return ""
+    ctx = macros.conversion_context(conversion, attributed=not postback.all_users)
+    missing = render.missing_required(postback, ctx)
+    return f"{missing}." if missing else ""
 
 
 @functools.cache

@@ -292,7 +292,8 @@ class Delivery(models.Model):
     # {previous_status}, {previous_sum}). Empty status: made before these were kept.
     event_status = models.CharField(max_length=10, blank=True)
     previous_status = models.CharField(max_length=10, blank=True)
-    previous_amount = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True)
+    # As the conversion's amount: a crypto payout's places reach {previous_sum}.
+    previous_amount = models.DecimalField(max_digits=28, decimal_places=8, null=True, blank=True)
 
     class Meta:
         ordering = ["-created"]

@@ -81,6 +81,23 @@ def postback_state(obj):
     return format_html("Off{}{}", holding, trouble)
 
 
+# What a locked (partner preset) postback ignores, and what its page says instead.
+LOCKED_IGNORES = {"first_event_only", "reengagement_window", "all_users"}
+LOCKED_SENDS = (
+    "A partner's fixed postback is sent for every event of its goals in the statuses "
+    "ticked here: first event only, the re-engagement window and the attribution do not "
+    "apply to it."
+)
+
+
+def without_send_rules(name, options):
+    """A fieldset of a locked postback: without the settings fan-out ignores for it."""
+    fields = [f for f in options["fields"] if f not in LOCKED_IGNORES]
+    if len(fields) == len(options["fields"]):
+        return name, options
+    return name, {**options, "fields": fields, "description": LOCKED_SENDS}
+
+
 class OutgoingPostbackAdmin(admin.ModelAdmin):
     form = OutgoingPostbackForm
     list_display = ["name", "spot", "method", "enabled", "state", "created"]
@@ -198,6 +215,15 @@ class OutgoingPostbackAdmin(admin.ModelAdmin):
             "recent_tests": postback.test_attempts.order_by("-created")[:10],
         }
         return TemplateResponse(request, "admin/postbacks/test_send.html", context)
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or not obj.locked:
+            return fieldsets
+        # Seed 000: a partner's fixed postback is sent for every event of its
+        # goals whatever the other settings (postbacks.fanout.skip_reason), so
+        # they are not offered on it.
+        return [without_send_rules(name, options) for name, options in fieldsets]
 
     def get_readonly_fields(self, request, obj=None):
         # A partner preset fixed this URL: the partner accepts no other.
