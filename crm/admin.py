@@ -433,7 +433,7 @@ class ConversionAdmin(AmountColumns, VisibleRowsMixin, BigTableAdmin):
     ]
     list_filter = ["status", "spot", "goal__token", ("created", admin.DateFieldListFilter)]
     search_fields = ["=tid", "=client__click_id", "=client__cl_id"]
-    list_select_related = ["goal", "client", "spot"]
+    list_select_related = ["goal__spot", "client", "spot"]  # a goal is named with its spot
     raw_id_fields = ["client"]
     readonly_fields = ["spot", "reported", "created", "updated"]
     date_hierarchy = "created"

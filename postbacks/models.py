@@ -316,7 +316,8 @@ class Delivery(models.Model):
         if self.pixel_id:
             return str(self.pixel)
         if self.external_goal_id:
-            return f"External postback of {self.external_goal}"
+            # The goal's own label: its spot is named beside it, and not read again.
+            return f"External postback of {self.external_goal.label}"
         return "(deleted target)"
 
 
