@@ -159,6 +159,10 @@ def test_the_menu_is_ordered_by_use_and_named_as_buyers_say(admin_client, settin
     # A list is called by what it holds.
     spots = admin_client.get(reverse("admin:tracker_spot_changelist")).content.decode()
     assert "<h1>Spots</h1>" in spots and "Select spot to change" not in spots
+    # The spot's section of network rules says what it holds.
+    spot = Spot.objects.create(name="Bot", slug="bot")
+    form = admin_client.get(reverse("admin:tracker_spot_change", args=[spot.pk])).content.decode()
+    assert "Network IPs, status words and answer" in form and ">Callers<" not in form
     # One app's own page keeps Django's list of that app.
     crm = admin_client.get(reverse("admin:app_list", args=["crm"]))
     assert [a["app_label"] for a in crm.context["app_list"]] == ["crm"]

@@ -194,7 +194,7 @@ class SpotAdmin(admin.ModelAdmin):
             },
         ),
         (
-            "Callers",
+            "Network IPs, status words and answer",
             {"fields": ["allowed_ips", "status_map", "plain_answer"], "classes": ["collapse"]},
         ),
         (
@@ -409,7 +409,7 @@ class PartnerAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["spot", "name", "slug", "click_id_param", "click_id_macro"]}),
         (
-            "Callers",
+            "Network IPs, status words and answer",
             {
                 "fields": ["status_map", "allowed_ips", "plain_answer"],
                 "description": "Applied when the postback URL carries partner=&lt;slug&gt;.",
