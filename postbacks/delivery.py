@@ -33,7 +33,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from crm.macros import conversion_context
+from crm.macros import conversion_context, sample_context
 from postbacks import pixels, queue, render, sender
 from postbacks.models import Delivery, DeliveryAttempt, OutgoingPostback
 
@@ -363,10 +363,12 @@ SAMPLE = {
 
 
 def context_for(postback, conversion=None):
-    """The macros of `conversion` as `postback` sees them, or a sample's."""
+    """The macros of `conversion` as `postback` sees them, or a sample's, in
+    which every macro the postback names has a value: the preview shows where
+    each one lands before a real conversion is picked."""
     if conversion is None:
-        ctx = dict(SAMPLE, spot=postback.spot.name, now=str(int(now().timestamp())))
-        return ctx
+        templates = (postback.url, postback.body, postback.headers, postback.required_macros)
+        return sample_context(postback.spot, "\n".join(t or "" for t in templates))
     return conversion_context(conversion, attributed=not postback.all_users)
 
 

@@ -9,7 +9,7 @@ import re
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from crm.macros import is_known, unknown_macros
+from crm.macros import is_known, macro_error
 from crm.macros import render as render_macros
 from postbacks import render
 from tracker.status_words import parse_status_words
@@ -95,11 +95,7 @@ def required_macros_error(postback):
 
 
 def _macro_error(template):
-    unknown = unknown_macros(template)
-    if unknown:
-        names = ", ".join(f"{{{n}}}" for n in unknown)
-        return f"Unknown macro {names}. See the list of macros in the help."
-    return None
+    return macro_error(template, "See the list of macros in the help.")
 
 
 def json_error(template):
