@@ -104,6 +104,11 @@ def test_a_pixel_on_without_an_event_for_a_deposit_is_warned_about(admin_client,
     assert "pixel-silent" in response.content.decode()
 
 
+def test_a_spot_page_of_no_spot_is_a_redirect_not_an_error(admin_client, spot):
+    response = admin_client.get("/admin/tracker/spot/not-a-number/change/")
+    assert response.status_code == 302
+
+
 def test_a_pixel_switched_off_is_not_warned_about(admin_client, spot):
     Pixel.objects.create(spot=spot, network="google", pixel_id="G", enabled=False)
     spot.goals.filter(token="dep").update(google_event="")

@@ -123,11 +123,23 @@ class PixelForm(forms.ModelForm):
             "send_rejected",
         ]
         widgets = {"access_token": forms.PasswordInput(render_value=False)}
+        help_texts = {
+            "send_pending": "Also report a pending conversion as the goal's event (a sale "
+            "not confirmed yet). A pixel hears of each sale once: its approval later is "
+            "not sent again.",
+            "send_rejected": "Never for a pixel: an ad network has no event that takes a "
+            "sale back, and a rejection sent as the goal's event (Purchase) would count "
+            "as another sale. Rejections reach partners and trackers by outgoing postbacks.",
+        }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.instance.access_token:
             self.fields["access_token"].widget.attrs["placeholder"] = "set; type to replace"
+        # Shown, greyed and unticked, so the status columns read as an outgoing
+        # postback's and say why; saving a pixel clears a box ticked before.
+        self.fields["send_rejected"].disabled = True
+        self.initial["send_rejected"] = False
 
     def clean_access_token(self):
         return self.cleaned_data.get("access_token") or self.instance.access_token
@@ -259,14 +271,17 @@ class SpotAdmin(admin.ModelAdmin):
             form.instance.create_default_goals()  # those whose rows were removed
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        if request.method == "GET":
-            self.warn_silent_pixels(request, object_id)
-        return super().change_view(request, object_id, form_url, extra_context)
+        response = super().change_view(request, object_id, form_url, extra_context)
+        # The page renders after this returns, so a message added now is on it;
+        # only for a spot the page shows (not a redirect, not a refusal).
+        spot = (getattr(response, "context_data", None) or {}).get("original")
+        if request.method == "GET" and isinstance(spot, Spot):
+            self.warn_silent_pixels(request, spot)
+        return response
 
-    def warn_silent_pixels(self, request, object_id):
+    def warn_silent_pixels(self, request, spot):
         """A pixel that is on but hears nothing of a deposit misleads quietly: say so."""
-        pixels = Pixel.objects.filter(spot_id=object_id, enabled=True).select_related("spot")
-        for pixel in pixels:
+        for pixel in spot.pixels.filter(enabled=True):
             silent = silent_revenue_goals(pixel)
             if silent:
                 messages.warning(
