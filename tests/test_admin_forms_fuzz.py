@@ -188,7 +188,7 @@ def post(client, url, data):
     return response
 
 
-@pytest.mark.parametrize("model", add_admins())
+@pytest.mark.parametrize("model", list(add_admins()))
 def test_no_add_form_answers_500_to_empty_or_duplicate_input(admin_client, rows, model):
     meta = model._meta
     add_url = reverse(f"admin:{meta.app_label}_{meta.model_name}_add")
