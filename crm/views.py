@@ -103,7 +103,7 @@ def api_clients(request):
         return error(str(e), 400)
     with transaction.atomic():
         # The spot's row lock makes get-or-create safe against a bot's double send.
-        Spot.objects.select_for_update().filter(pk=spot.pk).exists()
+        Spot.objects.select_for_update(no_key=True).filter(pk=spot.pk).exists()
         client = Client.objects.filter(spot=spot, user_id=user_id).order_by("pk").first()
         created = client is None
         if created:
