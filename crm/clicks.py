@@ -3,11 +3,11 @@
 import ipaddress
 import re
 
-from django.db import transaction
-
 from crm.http import client_addr
 from crm.models import ADVERT_KEYS, Client
 from crm.values import RefusedJSON, clean_text, load_json, shown
+from tracker.models import Spot
+from tracker.retry import retry_transaction
 
 # Ad networks' click ids and browser cookies, each stored in the Client column
 # named first, from the first of these query parameters (or, for the
@@ -77,8 +77,27 @@ def client_from_click(spot, pairs, request=None):
     if request is not None:
         # A value in the link wins over the cookie: the landing passed it on purpose.
         fields = {**browser_fields(request), **fields}
-    with transaction.atomic():  # the client and its rollup row, together
-        return Client.objects.create(spot=spot, params=params, **fields)
+    return create_client(spot, params=params, **fields)
+
+
+@retry_transaction  # the client and its rollup rows, together
+def create_client(spot, **fields):
+    return Client.objects.create(spot=spot, **fields)
+
+
+@retry_transaction
+def register_client(spot, user_id, fields):
+    """The bot's client of this Telegram user, made unless it exists -> (client, created)."""
+    # The spot's row lock makes get-or-create safe against a bot's double send.
+    # FOR NO KEY UPDATE, not FOR UPDATE: a click of the spot checks its foreign
+    # key at commit with FOR KEY SHARE on the spot's row, which FOR UPDATE
+    # blocks; a click holding rollup rows and waiting for it, while this
+    # waits for the same rollup rows, was a deadlock.
+    Spot.objects.select_for_update(no_key=True).filter(pk=spot.pk).exists()
+    client = Client.objects.filter(spot=spot, user_id=user_id).order_by("pk").first()
+    if client is not None:
+        return client, False
+    return Client.objects.create(spot=spot, user_id=user_id, **fields), True
 
 
 TEXT_FIELDS = {"username": "username", "name": "name", "geo": "geo", "cl_id": "cl_id"}

@@ -8,7 +8,6 @@ import functools
 import secrets
 
 from django.core.exceptions import TooManyFieldsSent
-from django.db import transaction
 from django.http import HttpResponseRedirect, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -18,10 +17,10 @@ from crm.clicks import (
     client_from_click,
     parse_bot_client,
     read_bot_json,
+    register_client,
 )
 from crm.http import TooBig, Unreadable, read_body
 from crm.links import client_links, link_context, render_link
-from crm.models import Client
 from crm.rows import read_one
 from crm.values import clean_text
 from tracker.models import Spot
@@ -101,13 +100,7 @@ def api_clients(request):
         return error(f"The body could not be read: {e}", 400)
     except BadInput as e:
         return error(str(e), 400)
-    with transaction.atomic():
-        # The spot's row lock makes get-or-create safe against a bot's double send.
-        Spot.objects.select_for_update(no_key=True).filter(pk=spot.pk).exists()
-        client = Client.objects.filter(spot=spot, user_id=user_id).order_by("pk").first()
-        created = client is None
-        if created:
-            client = Client.objects.create(spot=spot, user_id=user_id, **fields)
+    client, created = register_client(spot, user_id, fields)
     return JsonResponse(
         {
             "ok": True,

@@ -8,15 +8,21 @@ deadlock or a serialization failure) is run again a few times before the caller
 is answered 503.
 """
 
+import json
 import threading
+import time
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connection
+from django.db import OperationalError, connection, transaction
+from django.db.models import F
 from django.test import Client as HttpClient
+from django.test import RequestFactory
 
-from crm.models import Client
+from crm.models import Client, DailyStat
 from tracker.models import Spot
+from tracker.retry import ATTEMPTS, retried
+from tracker.unavailable import DatabaseUnavailableMiddleware
 
 pytestmark = pytest.mark.skipif(
     connection.vendor != "postgresql",
@@ -100,3 +106,105 @@ def test_with_managers_every_lead_is_stored_and_assigned(transactional_db):
     spot.managers.set(managers)
     check_storm(spot)
     assert not Client.objects.filter(spot=spot, manager=None).exists()
+
+
+# -- a transaction that loses a race is run again --------------------------
+
+
+def wait_for_lock_waiter(timeout=10):
+    """Until another session of this database waits for a row lock."""
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            )
+            if cursor.fetchone()[0]:
+                return
+            time.sleep(0.02)
+    raise AssertionError("no request waited for the held rollup row")
+
+
+def deadlocked(spot, request):
+    """Make `request` (run on a thread) the loser of a real deadlock, then let it go on.
+
+    This transaction locks the spot's last rollup row of today's leads (the
+    geo grain: rows are written in key order, so the request holds the others
+    by then), waits until the request waits for it, then updates the first
+    row (grain ""), which the request holds: a cycle. The request waits
+    longer, so PostgreSQL rolls back the request's transaction, not this one.
+    """
+    answers = []
+
+    def run():
+        try:
+            answers.append(request())
+        finally:
+            connection.close()
+
+    rows = DailyStat.objects.filter(spot=spot, basis=DailyStat.CLICK, goal_pk=0)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL deadlock_timeout = '5s'")
+        list(rows.filter(grain="g", geo="DE").select_for_update())
+        thread = threading.Thread(target=run)
+        thread.start()
+        wait_for_lock_waiter()
+        rows.filter(grain="").update(count=F("count"))
+    thread.join(timeout=30)
+    return answers
+
+
+@pytest.fixture
+def warm_spot(transactional_db):
+    """A spot with today's rollup rows of a lead from DE: the rows the test holds."""
+    spot = Spot.objects.create(name="Held", slug="held", target_url="https://land.example/")
+    assert HttpClient().get("/go/held?geo=DE").status_code == 302
+    return spot
+
+
+def test_a_click_that_loses_a_deadlock_is_run_again_and_keeps_its_client(warm_spot):
+    answers = deadlocked(warm_spot, click("held", 1))
+    assert [a[1] for a in answers] == [302], answers
+    assert Client.objects.filter(spot=warm_spot).count() == 2
+
+
+def test_a_bot_registration_that_loses_a_deadlock_is_run_again(warm_spot):
+    answers = deadlocked(warm_spot, register(warm_spot, 77))
+    assert [a[1] for a in answers] == [201], answers
+    assert Client.objects.filter(spot=warm_spot, user_id=77).count() == 1
+
+
+def lose_every_time(calls):
+    calls.append(1)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DO $$ BEGIN RAISE EXCEPTION 'deadlock detected' "
+            "USING ERRCODE = 'deadlock_detected'; END $$"
+        )
+
+
+def test_a_transaction_that_keeps_losing_gives_up_and_the_caller_gets_503(transactional_db):
+    calls = []
+    with pytest.raises(OperationalError) as lost:
+        retried(lose_every_time, calls)
+    assert len(calls) == ATTEMPTS
+    middleware = DatabaseUnavailableMiddleware(lambda request: None)
+    answer = middleware.process_exception(RequestFactory().get("/go/held"), lost.value)
+    assert answer.status_code == 503
+    assert answer["Retry-After"] == "1"
+    assert "nothing was recorded" in json.loads(answer.content)["error"]
+
+
+def test_an_error_that_is_not_a_lost_race_is_not_run_again(transactional_db):
+    calls = []
+
+    def broken():
+        calls.append(1)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT no_such_column FROM tracker_spot")
+
+    with pytest.raises(Exception):  # noqa: B017 - whatever the driver calls it
+        retried(broken)
+    assert calls == [1]

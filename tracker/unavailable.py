@@ -3,7 +3,8 @@
 Callers of the API (affiliate networks, bots) and load balancers read status
 codes: a 503 with Retry-After says "try again later", which is the truth when
 the database is down; a 500 would say we have a bug. Only a failure to reach
-the database is turned into a 503; an error in a query stays a 500.
+the database, or a transaction that kept losing races to others
+(tracker/retry.py), is turned into a 503; an error in a query stays a 500.
 """
 
 import logging
@@ -11,6 +12,8 @@ import sqlite3
 
 from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
+
+from tracker.retry import conflict
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +63,9 @@ def reason(exc):
     return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:200]
 
 
-def unavailable_response(error):
+def unavailable_response(error, retry_after=RETRY_AFTER):
     response = JsonResponse({"ok": False, "error": error}, status=503)
-    response["Retry-After"] = str(RETRY_AFTER)
+    response["Retry-After"] = str(retry_after)
     return response
 
 
@@ -76,7 +79,16 @@ class DatabaseUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
-        if not request.path.startswith(JSON_PATHS) or not unreachable(exception):
+        if not request.path.startswith(JSON_PATHS):
+            return None
+        if conflict(exception):
+            # A transaction that lost a race every time it was run (tracker/retry.py).
+            log.warning("Database contention on %s: %s", request.path, reason(exception))
+            return unavailable_response(
+                "The database was busy with conflicting changes; nothing was recorded. Try again.",
+                retry_after=1,
+            )
+        if not unreachable(exception):
             return None
         log.warning("Database unavailable on %s: %s", request.path, reason(exception))
         return unavailable_response(
