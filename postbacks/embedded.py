@@ -10,12 +10,14 @@ how it sees what other processes wrote without telling it.
 
 import logging
 import threading
+import time
 
 from django.conf import settings
 from django.db import close_old_connections, connections
 from django.utils import timezone
 
 from postbacks import queue
+from tracker import serving
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +26,40 @@ _started = threading.Lock()
 _thread = None
 _running = 0  # loops running in this process
 
+# A hold: the loop sends nothing until released or until this time (monotonic).
+_released = threading.Event()
+_released.set()
+_held_until = 0.0
+# The longest a hold lasts: a server that never comes up does not keep the
+# loop from delivering elsewhere.
+HOLD_AT_MOST = 60.0
+
 
 def wake():
     _wake.set()
+
+
+def hold(**signal_kwargs):
+    """Send nothing until release(): this process's server is not listening yet."""
+    global _held_until
+    _held_until = time.monotonic() + HOLD_AT_MOST
+    _released.clear()
+
+
+def release(**signal_kwargs):
+    _released.set()
+    wake()
+
+
+def held():
+    """How long the hold may last still, in seconds (0: not held)."""
+    if _released.is_set():
+        return 0.0
+    return max(0.0, _held_until - time.monotonic())
+
+
+serving.setting_up.connect(hold, dispatch_uid="postbacks.embedded.hold")
+serving.listening.connect(release, dispatch_uid="postbacks.embedded.release")
 
 
 def running():
@@ -49,6 +82,9 @@ def run_forever(stop=None, first_wait=0.0, interval=None):
     _running += 1
     try:
         while not stop.is_set():
+            if wait := held():
+                _released.wait(min(wait, interval))  # then stop is looked at again
+                continue
             _wake.clear()  # before looking: a wake from now on ends the wait below
             if stop.is_set():  # asked to stop (and woken) just before the clear
                 break
@@ -102,7 +138,8 @@ def start():
     with _started:
         if _thread is None or not _thread.is_alive():
             # The first look waits a little: quickstart starts the web process
-            # (and so this thread) before its migrate has created the tables.
+            # (and so this thread) before its migrate has created the tables;
+            # then it holds the loop until its server listens (tracker/serving.py).
             _thread = threading.Thread(
                 target=run_forever,
                 kwargs={"first_wait": 5.0},

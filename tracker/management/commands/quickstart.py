@@ -3,8 +3,10 @@
 import secrets
 
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
+from django.core.management import call_command, get_commands, load_command_class
 from django.core.management.base import BaseCommand
+
+from tracker import serving
 
 
 def local_address(addrport):
@@ -35,6 +37,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        if not options["no_serve"]:
+            # The delivery loop of this process waits for the server: the
+            # demo's postbacks go to it (tracker/serving.py).
+            serving.setting_up.send(sender=type(self))
         call_command("migrate", interactive=False, verbosity=0)
         self.stdout.write(self.style.SUCCESS("Database ready."))
         self.create_admin(options["username"])
@@ -48,7 +54,7 @@ class Command(BaseCommand):
             return
         self.stdout.write(f"Open http://{options['addrport']}/admin/ (Ctrl-C stops the server).")
         # No autoreloader: it would run this command (and its setup) a second time.
-        call_command("runserver", options["addrport"], use_reloader=False)
+        call_command(runserver(), options["addrport"], use_reloader=False)
 
     def create_admin(self, username):
         User = get_user_model()
@@ -63,3 +69,16 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(f"Admin user created. Log in as {username} / {password}")
         )
+
+
+def runserver():
+    """The runserver command in use (staticfiles' own, with DEBUG), telling
+    tracker.serving.listening once its socket listens."""
+    base = type(load_command_class(get_commands()["runserver"], "runserver"))
+
+    class Runserver(base):
+        def on_bind(self, server_port):
+            super().on_bind(server_port)
+            serving.listening.send(sender=Command)
+
+    return Runserver()
