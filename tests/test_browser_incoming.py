@@ -32,8 +32,9 @@ def test_the_client_card_shows_conversions_fields_and_system_messages(admin_page
     conversions = admin_page.locator("#conversions-group tbody tr.has_original")
     assert conversions.count() == 3
     text = conversions.all_inner_texts()
-    assert any("First deposit (dep)" in row and "150.5" in row for row in text)
-    assert not any("150.50" in row for row in text)  # shown without trailing zeros
+    # Money to the cent, as people read it (8 places stay stored).
+    assert any("First deposit (dep)" in row and "150.50" in row for row in text)
+    assert not any("150.50000000" in row for row in text)
     assert any("Repeat deposit (redep)" in row and "ev-77" in row for row in text)
     assert any("Registration (reg)" in row for row in text)
     values = admin_page.locator(
