@@ -1,5 +1,7 @@
 """Outgoing postbacks: their settings, state, preview and test send."""
 
+import json
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -13,6 +15,7 @@ from crm.visibility import visible
 from postbacks import delivery, render
 from postbacks.models import Delivery, OutgoingPostback
 from tracker.admin_utils import log_change
+from tracker.models import PartnerPreset
 
 
 class LockedUrlForm(forms.ModelForm):
@@ -28,6 +31,30 @@ def goal_label(goal):
     return f"{goal.spot.name} · {goal.name} ({goal.token})"
 
 
+def partner_urls():
+    """{partner pk: the URL of its newest outgoing postback}. Seed 000 proposes
+    the partner's default URL for a new postback; a partner has no URL field,
+    so its default is where the team last sent it (a preset's locked postback
+    included). A partner never sent to has none."""
+    rows = OutgoingPostback.objects.filter(partner__isnull=False).order_by("created", "pk")
+    return dict(rows.values_list("partner_id", "url"))  # the newest comes last and wins
+
+
+def no_default_url(partner):
+    """Why `partner` proposes no URL, and what to write instead."""
+    spec = (partner.preset and preset_outgoing(partner.preset)) or {}
+    said = f"{partner} has no default URL: no postback has been sent to it yet."
+    if spec.get("path"):
+        prompt = spec.get("base_prompt", "The partner's address")
+        said += f" Its preset gives the path {spec['path']}, after your address ({prompt})."
+    return f"{said} Write the URL."
+
+
+def preset_outgoing(slug):
+    preset = PartnerPreset.objects.filter(slug=slug).first()
+    return preset.data.get("outgoing") if preset else None
+
+
 class OutgoingPostbackForm(LockedUrlForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -35,6 +62,31 @@ class OutgoingPostbackForm(LockedUrlForm):
         if goals is not None:
             goals.queryset = goals.queryset.select_related("spot")
             goals.label_from_instance = goal_label
+        self.url_from_partner = ""
+        url, partner = self.fields.get("url"), self.fields.get("partner")
+        if url is not None and partner is not None and not url.disabled:
+            # Empty: the chosen partner's default URL is proposed (clean, and
+            # the page's script as the partner is picked).
+            url.required = False
+            urls = {str(pk): value for pk, value in partner_urls().items()}
+            select = getattr(partner.widget, "widget", partner.widget)  # inside the admin's wrapper
+            select.attrs["data-default-urls"] = json.dumps(urls)
+
+    def clean_url(self):
+        url = self.cleaned_data.get("url") or ""
+        partner = self.cleaned_data.get("partner")
+        if url.strip() or self.fields["url"].disabled:
+            return url
+        if partner is None:
+            # The partner field comes before the URL: a chosen one is known here.
+            raise forms.ValidationError(
+                "Write the URL, or choose a partner to use its default URL."
+            )
+        default = partner_urls().get(partner.pk)
+        if not default:
+            raise forms.ValidationError(no_default_url(partner))
+        self.url_from_partner = default
+        return default
 
     def clean(self):
         data = super().clean()
@@ -100,6 +152,7 @@ def without_send_rules(name, options):
 
 class OutgoingPostbackAdmin(admin.ModelAdmin):
     form = OutgoingPostbackForm
+    change_form_template = "admin/postbacks/outgoing_change_form.html"
     list_display = ["name", "spot", "method", "enabled", "state", "created"]
     list_filter = ["spot", "enabled", "method"]
     search_fields = ["name", "url"]
@@ -156,6 +209,16 @@ class OutgoingPostbackAdmin(admin.ModelAdmin):
         ),
         ("Health", {"fields": ["consecutive_failures", "state"]}),
     ]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if getattr(form, "url_from_partner", ""):
+            self.message_user(
+                request,
+                f"The URL was empty: it is now {obj.partner}'s default URL, "
+                f"{form.url_from_partner}. Check it says what this postback should send.",
+                messages.INFO,
+            )
 
     @admin.display(description="State")
     def state(self, obj):
