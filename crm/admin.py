@@ -440,7 +440,9 @@ class ConversionAdmin(AmountColumns, VisibleRowsMixin, BigTableAdmin):
 
     def save_model(self, request, obj, form, change):
         obj.spot_id = obj.client.spot_id
-        super().save_model(request, obj, form, change)
+        # As a network's postback: a status or amount set here (a chargeback
+        # entered by hand) reaches the partner, the pixels and the chat.
+        obj.save_edit()
 
 
 @admin.register(Message)

@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import connection, models, transaction
 from django.db.models import Q
+from django.dispatch import Signal
 from django.utils import timezone
 
 from crm import values
@@ -361,6 +362,14 @@ def _deciding_sql():
     )
 
 
+# A conversion made or changed outside the endpoint's own path (the admin's
+# form and actions), sent in its transaction with `conversion` and `outcome`
+# ("created", or "updated" with conversion.change set): postbacks connects its
+# fan-out (crm may not import postbacks), so the partner, the pixels and the
+# chat hear of it as of a network's postback.
+conversion_recorded = Signal()
+
+
 class Conversion(models.Model):
     # Denormalised from client.spot: statistics filter and group by it without a join.
     spot = models.ForeignKey(Spot, on_delete=models.PROTECT, related_name="conversions")
@@ -442,6 +451,29 @@ class Conversion(models.Model):
         for name, value in changes.items():
             setattr(self, name, value)
         self.save(update_fields=[*changes, "updated"])
+        return "updated"
+
+    def save_edit(self):
+        """Save a conversion a person added or edited (the admin) and make the
+        events a postback would: a new one is "created", a new status or
+        amount "updated" with what it was. Returns the outcome, "" for none."""
+        with transaction.atomic():
+            before = None
+            if not self._state.adding:
+                # Locked: a postback changing it meanwhile is decided before or after, not between.
+                stored = Conversion.objects.select_for_update().filter(pk=self.pk)
+                before = stored.values_list("status", "amount").first()
+            adding = self._state.adding or before is None
+            self.save()
+            outcome = "created" if adding else self._changed_from(*before)
+            if outcome:
+                conversion_recorded.send(sender=Conversion, conversion=self, outcome=outcome)
+        return outcome
+
+    def _changed_from(self, status, amount):
+        if status == self.status and amount == self.amount:
+            return ""  # a note, a tid or a currency edited: no event
+        self.change = (status, amount)
         return "updated"
 
 

@@ -10,9 +10,9 @@ from django.db.models.signals import post_save
 from django.utils import timezone
 
 from crm import macros
-from crm.models import Client, Conversion, Message
+from crm.models import Client, Conversion, Message, conversion_recorded
 from crm.rows import columns_of, read_rows
-from postbacks import queue, render
+from postbacks import pixels, queue, render
 from postbacks.models import Delivery, OutgoingPostback
 from tracker.models import LEAD, Goal, Pixel
 
@@ -106,10 +106,7 @@ def create_deliveries(conversion):
         )
     if change is None and goal.external_postback.strip():
         rows.append(Delivery(external_goal=goal, next_attempt=now))
-    networks = [n for n, _ in Pixel.NETWORKS if getattr(goal, f"{n}_event")]
-    if networks:  # no query for a goal that no ad network hears of
-        pixels = spot.pixels.filter(enabled=True, network__in=networks, **{f"send_{status}": True})
-        rows += [Delivery(pixel=pixel, next_attempt=now) for pixel in pixels]
+    rows += pixel_deliveries(conversion, now)
     for row in rows:
         row.conversion, row.spot, row.event_status = conversion, spot, status
         if change is not None:
@@ -117,6 +114,42 @@ def create_deliveries(conversion):
     created = Delivery.objects.bulk_create(rows)
     queue.look_on_commit(d.next_attempt for d in created if d.status == Delivery.PENDING)
     return created
+
+
+def pixel_deliveries(conversion, now):
+    """The deliveries of the spot's pixels that have an event name for the
+    goal and send the conversion's status; skipped, with why, when the event
+    is no new sale to the pixel."""
+    goal, status = conversion.goal, conversion.status
+    networks = [n for n, _ in Pixel.NETWORKS if getattr(goal, f"{n}_event")]
+    if not networks:  # no query for a goal that no ad network hears of
+        return []
+    found = conversion.spot.pixels.filter(
+        enabled=True, network__in=networks, **{f"send_{status}": True}
+    )
+    rows = []
+    for pixel in found:
+        reason = pixel_skip_reason(pixel, conversion)
+        state = Delivery.SKIPPED if reason else Delivery.PENDING
+        rows.append(Delivery(pixel=pixel, status=state, last_error=reason, next_attempt=now))
+    return rows
+
+
+def pixel_skip_reason(pixel, conversion):
+    """Why a pixel is not told this event, or ''. A pixel hears of a sale once:
+    an ad network takes no corrections, so a change after it was told (pending
+    approved, an amount mended, approved again after a chargeback) would count
+    the sale twice."""
+    reason = pixels.not_a_sale(conversion)
+    if reason or getattr(conversion, "change", None) is None:
+        return reason
+    told = Delivery.objects.filter(conversion=conversion, pixel=pixel)
+    if told.exclude(status=Delivery.SKIPPED).exists():
+        return (
+            "The pixel was told of this sale already: an ad network takes no changes, "
+            "and another event would count it twice."
+        )
+    return ""
 
 
 def post_system_message(conversion):
@@ -200,8 +233,15 @@ def new_lead(sender, instance, created=False, raw=False, **kwargs):
         announce(conversion, "created")
 
 
+def recorded(sender, conversion, outcome, **kwargs):
+    """A conversion a person added or changed (crm.models.conversion_recorded):
+    the same events as the endpoint's, in its transaction."""
+    announce(conversion, outcome)
+
+
 def connect():
     post_save.connect(new_lead, sender=Client, dispatch_uid="postbacks_new_lead")
+    conversion_recorded.connect(recorded, sender=Conversion, dispatch_uid="postbacks_recorded")
 
 
 def accept(client, event, **kwargs):

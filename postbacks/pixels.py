@@ -12,6 +12,20 @@ from django.conf import settings
 
 from crm import values
 from postbacks.render import Request
+from tracker.models import STATUS_REJECTED
+
+# A pixel reports sales: an ad network has no event that takes one back, and
+# counts every event it gets as one more (Meta, TikTok, GA4 and Metrica alike).
+REJECTION = (
+    "A pixel has no event for a rejection: the ad network would count it as another "
+    "sale of this goal (Facebook, TikTok, GA4 and Metrica alike)."
+)
+
+
+def not_a_sale(conversion):
+    """Why this event of `conversion` must not reach a pixel as the goal's
+    event, or '': a rejection (a chargeback) is no sale."""
+    return REJECTION if conversion.status == STATUS_REJECTED else ""
 
 
 def _base(network):
@@ -183,5 +197,9 @@ BUILDERS = {"facebook": facebook, "tiktok": tiktok, "google": google, "yandex": 
 
 
 def build(pixel, conversion, delivery_id):
+    refused = not_a_sale(conversion)
+    if refused:
+        # Fan-out skips these; a delivery made before it did is refused here, never sent.
+        raise ValueError(refused)
     event = getattr(conversion.goal, f"{pixel.network}_event")
     return BUILDERS[pixel.network](pixel, conversion, event, delivery_id)
