@@ -356,8 +356,11 @@ def series(report, top=5):
     index = {day: i for i, day in enumerate(report.days)}
     group = report.query.group
     if group == ["day"]:
+        # Leads and the `top` goals with the most conversions: more lines are a tangle.
+        goals = [c for c in report.columns if c.id.startswith("n:")]
+        goals.sort(key=lambda c: -(report.total.value(c.id) or 0))
         lines = {"Leads": "leads"}
-        lines.update({c.title: c.id for c in report.columns if c.id.startswith("n:")})
+        lines.update({c.title: c.id for c in goals[:top]})
         out = {name: [0] * len(report.days) for name in lines}
         for row in report.rows:
             for name, column in lines.items():

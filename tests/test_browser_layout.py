@@ -154,3 +154,19 @@ def test_a_wide_table_scrolls_in_its_own_frame_with_its_first_column_fixed(
         assert first.bounding_box()["x"] == before  # the campaign stays in sight
     finally:
         context.close()
+
+
+def test_an_empty_install_starts_from_the_home_pages_first_step(
+    browser, live_server, transactional_db, django_user_model, shots
+):
+    django_user_model.objects.create_superuser("boss", "boss@example.com", PASSWORD)
+    context, page = log_in(browser, live_server, 1366, 768)
+    try:
+        page.screenshot(path=shots / "layout-home-empty-1366.png", full_page=True)
+        assert page_width(page) <= 1366
+        steps = page.locator("#getting-started li")
+        assert steps.count() == 4 and page.locator("#getting-started li.done").count() == 0
+        steps.first.locator("a").click()
+        page.wait_for_url("**/admin/tracker/spot/add/")
+    finally:
+        context.close()
