@@ -166,3 +166,20 @@ def test_the_menu_is_ordered_by_use_and_named_as_buyers_say(admin_client, settin
     # One app's own page keeps Django's list of that app.
     crm = admin_client.get(reverse("admin:app_list", args=["crm"]))
     assert [a["app_label"] for a in crm.context["app_list"]] == ["crm"]
+
+
+def test_with_redis_the_queues_page_sits_under_operations_by_its_plain_name():
+    from tracker.site import menu
+
+    def app(label, *names):
+        return {
+            "app_label": label,
+            "models": [{"object_name": n, "name": n} for n in names],
+        }
+
+    sections = menu([app("django_rq", "Dashboard"), app("tracker", "Goal", "Spot")])
+    assert [(s["name"], [m["name"] for m in s["models"]]) for s in sections] == [
+        ("Daily work", ["Spot"]),
+        ("Set-up", ["Goal"]),
+        ("Operations", ["Background queues"]),
+    ]
