@@ -24,7 +24,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
@@ -58,6 +58,7 @@ from postbacks.incoming_params import (
 )
 from postbacks.models import IncomingPostback
 from tracker.models import Goal, Spot
+from tracker.retry import conflict, retried
 
 logger = logging.getLogger(__name__)
 
@@ -158,18 +159,23 @@ def run(row, query, body):
     """Process a stored request and record the outcome on its row."""
     storage_notes = [w for w in row.warnings.splitlines() if w.startswith(STORAGE_NOTE)]
     try:
-        with transaction.atomic():
-            outcome = process(row, query, body)
-            record(row, outcome, storage_notes)
+        outcome = retried(decide, row, query, body, storage_notes)
     except Exception as e:
         logger.exception("Incoming postback %s failed", row.pk)
         outcome = Outcome(
-            500,
+            503 if conflict(e) else 500,  # lost every race to other writers: try later
             "rejected",
             error=f"Internal error ({e.__class__.__name__}); the request is stored and can "
             "be replayed.",
         )
         record(row, outcome, storage_notes)
+    return outcome
+
+
+def decide(row, query, body, storage_notes):
+    """One transaction: the postback's effects and its outcome on its row."""
+    outcome = process(row, query, body)
+    record(row, outcome, storage_notes)
     return outcome
 
 

@@ -126,14 +126,15 @@ def wait_for_lock_waiter(timeout=10):
     raise AssertionError("no request waited for the held rollup row")
 
 
-def deadlocked(spot, request):
+def deadlocked(request, rows):
     """Make `request` (run on a thread) the loser of a real deadlock, then let it go on.
 
-    This transaction locks the spot's last rollup row of today's leads (the
-    geo grain: rows are written in key order, so the request holds the others
-    by then), waits until the request waits for it, then updates the first
-    row (grain ""), which the request holds: a cycle. The request waits
-    longer, so PostgreSQL rolls back the request's transaction, not this one.
+    This transaction locks the last of the rollup `rows` the request writes
+    (they are written in key order: grain "" first, "g" last, so the request
+    holds the others by then), waits until the request waits for it, then
+    updates the first one, which the request holds: a cycle. The request has
+    waited longer, so PostgreSQL rolls back the request's transaction, not
+    this one; this one then commits and lets the request's next run through.
     """
     answers = []
 
@@ -143,17 +144,20 @@ def deadlocked(spot, request):
         finally:
             connection.close()
 
-    rows = DailyStat.objects.filter(spot=spot, basis=DailyStat.CLICK, goal_pk=0)
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL deadlock_timeout = '5s'")
-        list(rows.filter(grain="g", geo="DE").select_for_update())
+        assert list(rows.filter(grain="g").select_for_update())
         thread = threading.Thread(target=run)
         thread.start()
         wait_for_lock_waiter()
-        rows.filter(grain="").update(count=F("count"))
+        assert rows.filter(grain="").update(count=F("count"))
     thread.join(timeout=30)
     return answers
+
+
+def lead_rows(spot):
+    return DailyStat.objects.filter(spot=spot, basis=DailyStat.CLICK, goal_pk=0, geo__in=["", "DE"])
 
 
 @pytest.fixture
@@ -165,15 +169,39 @@ def warm_spot(transactional_db):
 
 
 def test_a_click_that_loses_a_deadlock_is_run_again_and_keeps_its_client(warm_spot):
-    answers = deadlocked(warm_spot, click("held", 1))
+    answers = deadlocked(click("held", 1), lead_rows(warm_spot))
     assert [a[1] for a in answers] == [302], answers
     assert Client.objects.filter(spot=warm_spot).count() == 2
 
 
 def test_a_bot_registration_that_loses_a_deadlock_is_run_again(warm_spot):
-    answers = deadlocked(warm_spot, register(warm_spot, 77))
+    answers = deadlocked(register(warm_spot, 77), lead_rows(warm_spot))
     assert [a[1] for a in answers] == [201], answers
     assert Client.objects.filter(spot=warm_spot, user_id=77).count() == 1
+
+
+def test_a_postback_that_loses_a_deadlock_is_run_again(warm_spot):
+    first = Client.objects.create(spot=warm_spot, geo="DE")
+    second = Client.objects.create(spot=warm_spot, geo="DE")
+    url = f"/api/postbacks/{warm_spot.postback_token}/tracker-postback?tracker.event=dep&sum=5"
+
+    def sale(client):
+        def call():
+            answer = HttpClient(raise_request_exception=False).get(
+                f"{url}&clickid={client.click_id}"
+            )
+            return ("postback", answer.status_code, answer.content[:300])
+
+        return call
+
+    assert sale(first)()[1] == 200  # the rollup rows of a deposit of today exist
+    dep = warm_spot.goals.get(token="dep")
+    rows = DailyStat.objects.filter(
+        spot=warm_spot, basis=DailyStat.CONVERSION, goal_pk=dep.pk, geo__in=["", "DE"]
+    )
+    answers = deadlocked(sale(second), rows)
+    assert [a[1] for a in answers] == [200], answers
+    assert second.conversions.get().goal == dep
 
 
 def lose_every_time(calls):
