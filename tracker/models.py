@@ -281,6 +281,12 @@ class Spot(CallerRules):
         ends (on SQLite, the database's write lock), so simultaneous clicks
         take their turns one after the other and spread evenly. Two queries,
         and none at all for a spot without managers.
+
+        The lock is FOR NO KEY UPDATE (the counter is no key), so foreign-key
+        checks of other transactions' new clients (FOR KEY SHARE) pass it, and
+        it is taken before the client's rollup rows: the bot API takes the
+        same lock first too (crm.clicks.register_client), so the two never
+        wait for each other in opposite orders.
         """
         if not self.has_managers:
             return None
