@@ -33,7 +33,7 @@ from crm.models import (
 )
 from crm.visibility import VisibleRowsMixin, manager_choices, may_assign, sees_all
 from tracker.admin_utils import BigTableAdmin, ReadOnlyInline, copyable, log_change
-from tracker.models import STATUS_APPROVED
+from tracker.models import STATUS_APPROVED, STATUS_PENDING, STATUS_REJECTED
 
 # The chat shows the latest messages; older ones stay in the Messages list.
 THREAD_SIZE = 200
@@ -418,6 +418,39 @@ class CustomFieldAdmin(admin.ModelAdmin):
     list_select_related = ["spot"]
 
 
+def set_status(conversions, status):
+    """Give each of `conversions` `status`, one by one as a postback would, so
+    each change makes its events (Conversion.save_edit). Returns those changed."""
+    changed = []
+    for pk in conversions.exclude(status=status).values_list("pk", flat=True):
+        with transaction.atomic():
+            # Read under its lock: a postback's change meanwhile is kept, not overwritten.
+            conversion = Conversion.objects.select_for_update().filter(pk=pk).first()
+            if conversion is None or conversion.status == status:
+                continue
+            conversion.status = status
+            if conversion.save_edit():
+                changed.append(conversion)
+    return changed
+
+
+def status_action(status, description):
+    """An action that sets `status` on the chosen conversions."""
+
+    @admin.action(description=description, permissions=["change"])
+    def action(modeladmin, request, queryset):
+        changed = set_status(queryset, status)
+        log_change(request, changed, f"Marked {status}.")
+        modeladmin.message_user(
+            request,
+            f"Marked {len(changed)} conversion(s) {status}; each change goes to their "
+            "postbacks and pixels as a network's postback would.",
+        )
+
+    action.__name__ = f"mark_{status}"
+    return action
+
+
 @admin.register(Conversion)
 class ConversionAdmin(AmountColumns, VisibleRowsMixin, BigTableAdmin):
     list_display = [
@@ -437,6 +470,12 @@ class ConversionAdmin(AmountColumns, VisibleRowsMixin, BigTableAdmin):
     raw_id_fields = ["client"]
     readonly_fields = ["spot", "reported", "created", "updated"]
     date_hierarchy = "created"
+    # A partner's reconciliation (a month's chargebacks) entered in one go.
+    actions = [
+        status_action(STATUS_APPROVED, "Mark as approved"),
+        status_action(STATUS_PENDING, "Mark as pending"),
+        status_action(STATUS_REJECTED, "Mark as rejected (a chargeback)"),
+    ]
 
     def save_model(self, request, obj, form, change):
         obj.spot_id = obj.client.spot_id

@@ -115,3 +115,28 @@ def test_a_conversion_added_in_the_admin_is_sent(admin_client, spot, lead, partn
     assert queries(receiver, 1) == [
         {"s": ["approved"], "was": [""], "sum": ["30.00"], "was_sum": [""], "tid": ["manual-1"]}
     ]
+
+
+def test_an_admin_action_marks_chargebacks_and_each_reaches_the_partner(
+    admin_client, spot, lead, deposit, receiver
+):
+    url = f"/api/postbacks/{spot.postback_token}/tracker-postback"
+    params = {"clickid": lead.click_id, "tracker.event": "sale", "tracker.cost": "15"}
+    assert admin_client.get(url, params | {"tracker.tid": "t2"}).status_code == 200
+    drain()
+    receiver.wait_for(1)
+    receiver.requests.clear()
+    chosen = list(Conversion.objects.filter(tid__in=["t1", "t2"]).values_list("pk", flat=True))
+    response = admin_client.post(
+        "/admin/crm/conversion/",
+        {"action": "mark_rejected", "_selected_action": chosen},
+        follow=True,
+    )
+    assert "Marked 2 conversion(s) rejected" in response.content.decode()
+    drain()
+    got = sorted(queries(receiver, 2), key=lambda q: q["tid"])
+    assert [(q["tid"], q["s"], q["was"]) for q in got] == [
+        (["t1"], ["rejected"], ["approved"]),
+        (["t2"], ["rejected"], ["approved"]),
+    ]
+    assert set(Conversion.objects.values_list("status", flat=True)) == {"rejected"}

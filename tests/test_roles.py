@@ -254,6 +254,9 @@ ACTIONS = {
         "LS", lambda w: {"apply": "1", "manager": w.team["bob"].pk}
     ),
     ("tracker.spot", "regenerate_tokens"): Action("LS"),
+    ("crm.conversion", "mark_approved"): Action("LS"),
+    ("crm.conversion", "mark_pending"): Action("LS"),
+    ("crm.conversion", "mark_rejected"): Action("LS"),
     ("postbacks.delivery", "resend_selected"): Action("LS", ready=hold),
     ("postbacks.delivery", "drop_held"): Action("LS", ready=hold),
     ("postbacks.incomingpostback", "replay_selected"): Action("LS", ready=unmatch),
