@@ -508,6 +508,11 @@ class DailyStat(models.Model):
     # In the reporting currency; `unrated` counts the amounts left out for want of a rate.
     amount = models.DecimalField(max_digits=30, decimal_places=8, default=0)
     unrated = models.BigIntegerField(default=0)
+    # What the traffic cost, in the reporting currency: on the leads row
+    # (goal_pk 0) of its key, added by crm.spend; `cost_unrated` counts the
+    # spend rows left out for want of a rate.
+    cost = models.DecimalField(max_digits=30, decimal_places=8, default=0)
+    cost_unrated = models.BigIntegerField(default=0)
 
     class Meta:
         verbose_name = "statistics"
@@ -573,3 +578,55 @@ class ExchangeRate(models.Model):
 
     def __str__(self):
         return f"{self.day}: 1 {self.base} = {values.plain(self.rate)} {self.currency}"
+
+
+class Spend(models.Model):
+    """What the traffic cost: per day, spot and ad dimensions, from one source.
+
+    Three ways fill it: clicks carrying a cost parameter (summed per key, source
+    "click"), daily spend files uploaded in the admin (source "file:<name>"),
+    and the ad networks' reporting APIs (source "facebook:<account>",
+    "tiktok:<account>"). Importing a day again replaces that source's rows of
+    the day, so figures are never doubled.
+    """
+
+    day = models.DateField()
+    spot = models.ForeignKey(Spot, on_delete=models.CASCADE, related_name="spend")
+    source = models.CharField(max_length=120, help_text="click, file:<name>, facebook:<account>…")
+    campaign = models.CharField(max_length=200, blank=True)
+    adset = models.CharField("ad set", max_length=200, blank=True)
+    ad = models.CharField(max_length=200, blank=True)
+    geo = models.CharField(max_length=10, blank=True)
+    amount = models.DecimalField(max_digits=28, decimal_places=8)
+    currency = models.CharField(max_length=3)
+    # In the reporting currency at the day's rate; empty while no rate is known.
+    reported_amount = models.DecimalField(max_digits=30, decimal_places=8, null=True, blank=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "spend"
+        ordering = ["-day", "spot", "campaign"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "day", "spot", "campaign", "adset", "ad", "geo", "currency"],
+                name="spend_one_row_per_key",
+            )
+        ]
+        indexes = [models.Index(fields=["spot", "day"], name="spend_spot_day")]
+
+    def __str__(self):
+        return f"{self.day} {self.campaign or '-'} {self.amount} {self.currency}"
+
+
+class SpendMapping(models.Model):
+    """How the columns of one kind of spend file map to ours, remembered per source."""
+
+    source = models.CharField(max_length=100, unique=True, help_text="e.g. Ads Manager")
+    columns = models.JSONField(
+        default=dict,
+        help_text="Our field -> the file's column title, e.g. {'amount': 'Amount spent (USD)'}.",
+    )
+    updated = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return self.source

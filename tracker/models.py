@@ -216,6 +216,19 @@ class Spot(CallerRules):
         editable=False,
         help_text="Bots send it in the X-Api-Key header of POST /api/clients.",
     )
+    cost_param = models.CharField(
+        "cost parameter",
+        max_length=64,
+        default="cost",
+        help_text="The click parameter carrying what the click cost (the traffic source's "
+        "{cost} macro), e.g. /go/<slug>?cost={cost}. Empty: clicks carry no cost.",
+    )
+    cost_currency_param = models.CharField(
+        "cost currency parameter",
+        max_length=64,
+        default="cost_currency",
+        help_text="The click parameter naming the cost's currency; without it the spot's currency.",
+    )
     created = models.DateTimeField(auto_now_add=True)
     # Until then an unmatched postback of this spot may still find its client:
     # a new client looks for one only while this is in the future, so clicks
@@ -656,3 +669,44 @@ class RegistrationLink(models.Model):
         """The base URL with the partner's click-id parameter carrying {{tracker.clickid}}."""
         param = self.partner.click_id_param if self.partner_id else ""
         return links.add_click_id(self.base_url, param)
+
+
+class AdAccount(models.Model):
+    """An ad account whose daily spend the workers pull from the network's reporting API."""
+
+    FACEBOOK, TIKTOK = "facebook", "tiktok"
+    NETWORKS = [(FACEBOOK, "Facebook Marketing API"), (TIKTOK, "TikTok Business API")]
+
+    spot = models.ForeignKey(Spot, on_delete=models.CASCADE, related_name="ad_accounts")
+    network = models.CharField(max_length=20, choices=NETWORKS)
+    account_id = models.CharField(
+        "ad account id",
+        max_length=100,
+        help_text="Facebook: act_<digits> (or the digits); TikTok: the advertiser id.",
+    )
+    access_token = models.CharField(
+        max_length=1000,
+        blank=True,
+        help_text="A token that may read the account's insights or reports. Never shown "
+        "again once saved; leave empty to keep it.",
+    )
+    currency = models.CharField(
+        max_length=3,
+        blank=True,
+        help_text="The account's currency, when the API does not say it. Empty: the spot's.",
+    )
+    enabled = models.BooleanField(default=True)
+    last_imported = models.DateTimeField(null=True, blank=True, editable=False)
+    last_error = models.TextField(blank=True, editable=False)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["spot", "network", "account_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["spot", "network", "account_id"], name="ad_account_once_per_spot"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.get_network_display()} {self.account_id}"
