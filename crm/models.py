@@ -630,3 +630,17 @@ class SpendMapping(models.Model):
 
     def __str__(self):
         return self.source
+
+
+class ReportSettings(models.Model):
+    """A user's own report: the columns they chose, and the token of the JSON report."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="report_settings"
+    )
+    columns = models.JSONField(default=list, blank=True, help_text="Empty: every column.")
+    # The JSON report's bearer token; only its SHA-256 is kept, as with passwords.
+    token_hash = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
+
+    def __str__(self):
+        return f"Report of {self.user}"
