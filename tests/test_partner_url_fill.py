@@ -35,13 +35,11 @@ def test_an_empty_url_is_filled_with_the_partners_default_on_save(admin_client, 
     said = [str(m) for m in response.context["messages"]]
     filled = f"The URL was empty: it is now Win Partners's default URL, {KEITARO}."
     assert [m for m in said if m.startswith(filled)]
-
-
-def test_a_written_url_is_kept(admin_client, spot, partner):
-    OutgoingPostback.objects.create(spot=spot, partner=partner, name="First", url=KEITARO)
+    # A URL written is kept.
     own = "https://own.example/pb?c={click_id}"
-    admin_client.post(ADD, add_form(admin_client, spot, partner, url=own))
-    assert OutgoingPostback.objects.get(name="Second").url == own
+    data = add_form(admin_client, spot, partner, url=own)
+    admin_client.post(ADD, {**data, "name": ["Third"]})
+    assert OutgoingPostback.objects.get(name="Third").url == own
 
 
 def test_a_partner_without_a_default_url_says_so(admin_client, spot, partner):
