@@ -128,6 +128,9 @@ def conversion_context(conversion, attributed=True):
             "CreationDate": when.isoformat(timespec="seconds"),
         }
     )
+    at = getattr(conversion, "event_time", None)  # a delivery's: when its event happened
+    if at is not None:
+        ctx["now"] = str(int(at.timestamp()))
     before = Decimal(0)  # a new conversion changes the amount from nothing
     change = getattr(conversion, "change", None)  # set by a status or amount change
     if change is not None:

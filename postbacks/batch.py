@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from crm.models import Client, Conversion, CustomFieldValue
 from crm.rows import columns_of, read_rows
-from postbacks import delivery, sender
+from postbacks import delivery, order, sender
 from postbacks.models import Delivery, DeliveryAttempt, OutgoingPostback
 from tracker.models import Goal, Pixel, Spot
 
@@ -59,16 +59,18 @@ def claim(limit):
 
 @functools.cache
 def _claim_sql():
-    """delivery.due_q's deliveries, oldest first, marked as ours (4. above).
+    """delivery.due_q's deliveries that no earlier one of their conversion to
+    their target holds up (order.py), oldest first, marked as ours (4. above).
     Materialized, so that PostgreSQL runs the CTE, and so its LIMIT, once."""
     q = connection.ops.quote_name
     table = q(Delivery._meta.db_table)
     skip_locked = connection.features.has_select_for_update_skip_locked
     lock = " FOR UPDATE SKIP LOCKED" if skip_locked else ""
     return (
-        f"WITH due AS MATERIALIZED (SELECT id FROM {table} "
-        "WHERE (status = %s AND (next_attempt IS NULL OR next_attempt <= %s)) "
-        f"OR (status = %s AND claimed_until < %s) ORDER BY next_attempt LIMIT %s{lock}) "
+        f"WITH due AS MATERIALIZED (SELECT id FROM {table} d "
+        "WHERE ((status = %s AND (next_attempt IS NULL OR next_attempt <= %s)) "
+        f"OR (status = %s AND claimed_until < %s)) AND {order.ready_sql('d')} "
+        f"ORDER BY next_attempt LIMIT %s{lock}) "
         f"UPDATE {table} SET status = %s, claimed_until = %s "
         "WHERE id IN (SELECT id FROM due) RETURNING id"
     )
@@ -85,6 +87,11 @@ LOADED = (
     "event_status",
     "previous_status",
     "previous_amount",
+    "event_amount",
+    "event_currency",
+    "event_time",
+    "throttled",
+    "retry_until",
 )
 
 
@@ -193,7 +200,10 @@ def next_due():
 @functools.cache
 def _next_due_sql():
     table = connection.ops.quote_name(Delivery._meta.db_table)
-    pending = f"SELECT MIN(next_attempt) FROM {table} WHERE status = %s"
+    # One an earlier delivery holds up is due when that one is done, not before:
+    # counted, a retry hours away would keep the loop looking without pause.
+    ready = order.ready_sql("d")
+    pending = f"SELECT MIN(next_attempt) FROM {table} d WHERE status = %s AND {ready}"
     lapse = f"SELECT MIN(claimed_until) FROM {table} WHERE status = %s"
     return f"SELECT ({pending}), ({lapse})"
 

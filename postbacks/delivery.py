@@ -20,6 +20,11 @@ Design constraints, in the order they shaped the code:
    deferral is not an attempt and never fails a delivery.
 6. A switched-off postback holds its deliveries (HELD); switching it on
    sends them. Nothing is dropped because a target is off.
+7. Per conversion and target, events go out in the order they happened, and
+   a status change made obsolete before it was sent is superseded (order.py).
+   Each reports the values it was made with (`reported`), however late it goes.
+8. The retry budget is time, the schedule's span: a receiver that throttles
+   (Retry-After) is waited for as it asks, without using up the attempts.
 """
 
 import copy
@@ -34,7 +39,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from crm.macros import conversion_context, sample_context
-from postbacks import pixels, queue, render, sender
+from postbacks import order, pixels, queue, render, sender
 from postbacks.models import Delivery, DeliveryAttempt, OutgoingPostback
 
 log = logging.getLogger(__name__)
@@ -97,23 +102,31 @@ def claim(delivery_id):
     at = now()
     lease = datetime.timedelta(seconds=settings.POSTBACKS_CLAIM_SECONDS)
     with transaction.atomic():
-        changed = Delivery.objects.filter(due_q(at), pk=delivery_id).update(
-            status=Delivery.SENDING, claimed_until=at + lease
-        )
+        ready = Delivery.objects.filter(due_q(at), order.ready_q(), pk=delivery_id)
+        changed = ready.update(status=Delivery.SENDING, claimed_until=at + lease)
     return changed == 1
 
 
 def reported(delivery):
-    """The conversion as `delivery` reports it: its status when the delivery
-    was made and, for a change, what it was before (crm.macros reads both)."""
+    """The conversion as `delivery` reports it: its event's own status, amount,
+    currency and time, fixed when the event happened, and, for a change, what
+    they were before (crm.macros and pixels read these). A delivery made before
+    the values were kept reports the conversion's amount and currency."""
     conversion = delivery.conversion
-    if delivery.event_status in ("", conversion.status) and not delivery.previous_status:
-        return conversion  # as it is: no copy (a batch builds thousands)
+    own = {
+        "status": delivery.event_status,
+        "amount": delivery.event_amount,
+        "currency": delivery.event_currency,
+    }
+    own = {k: v for k, v in own.items() if v not in (None, "") and v != getattr(conversion, k)}
+    if not (own or delivery.previous_status or delivery.event_time):
+        return conversion  # as it is: no copy
     conversion = copy.copy(conversion)
-    if delivery.event_status:
-        conversion.status = delivery.event_status
+    for name, value in own.items():
+        setattr(conversion, name, value)
     if delivery.previous_status:
         conversion.change = (delivery.previous_status, delivery.previous_amount)
+    conversion.event_time = delivery.event_time
     return conversion
 
 
@@ -261,23 +274,58 @@ def finish(delivery, status, error, attempts=None, result=None):
     return status
 
 
+def schedule_span():
+    """How long a round of attempts may last: the retry schedule's delays up
+    to the last attempt allowed (32 hours for ten), scaled."""
+    delays = [RETRY_DELAYS[min(n, len(RETRY_DELAYS)) - 1] for n in range(1, max_attempts())]
+    return scaled(sum(delays))
+
+
+def max_attempts():
+    return max(1, settings.POSTBACKS_MAX_ATTEMPTS)
+
+
+def throttled_for(result):
+    """Seconds a throttling receiver (429 or 503 with Retry-After) asked us to wait, or None."""
+    if result.status not in (429, 503):
+        return None
+    return parse_retry_after((result.header_map or {}).get("Retry-After"))
+
+
 def retry_or_fail(delivery, result, reason):
     attempts = delivery.attempts + 1
-    if result.error_class == "BlockedAddress" or attempts >= settings.POSTBACKS_MAX_ATTEMPTS:
+    newer = order.newer_change(delivery)
+    if newer is not None:
+        # Retried now it would land after the newer change and undo it.
+        order.supersede([delivery.pk], newer, statuses=[Delivery.SENDING])
+        return Delivery.SUPERSEDED
+    at, until = now(), delivery.retry_until
+    if until is None:  # the first failure of this round: its budget starts
+        until = at + schedule_span()
+    wait = throttled_for(result)
+    throttled = delivery.throttled + (wait is not None)
+    counted = attempts - throttled  # the attempts that use up the budget
+    if result.error_class == "BlockedAddress" or counted >= max_attempts() or at >= until:
         # A refused address will be refused again: retrying only delays the news.
         return finish(delivery, Delivery.FAILED, reason, attempts=attempts, result=result)
-    retry_after = parse_retry_after((result.header_map or {}).get("Retry-After"))
-    at = now() + retry_delay(attempts, retry_after)
+    if wait is None:
+        retry_after = parse_retry_after((result.header_map or {}).get("Retry-After"))
+        next_at = at + retry_delay(counted, retry_after)
+    else:
+        # As the receiver asks, within bounds; the round's last try at its end.
+        next_at = min(at + retry_delay(max(counted, 1), wait), until)
     Delivery.objects.filter(pk=delivery.pk).update(
         status=Delivery.PENDING,
         attempts=attempts,
-        next_attempt=at,
+        throttled=throttled,
+        retry_until=until,
+        next_attempt=next_at,
         claimed_until=None,
         last_error=reason,
         last_http_status=result.status,
         updated=now(),
     )
-    queue.look(at)
+    queue.look(next_at)
     return Delivery.PENDING
 
 
@@ -334,7 +382,13 @@ def resend(queryset):
     """Send these deliveries again (same id): back to pending, due now, a fresh count."""
     ids = list(queryset.exclude(status=Delivery.SENDING).values_list("pk", flat=True))
     Delivery.objects.filter(pk__in=ids).update(
-        status=Delivery.PENDING, attempts=0, next_attempt=now(), claimed_until=None, updated=now()
+        status=Delivery.PENDING,
+        attempts=0,
+        throttled=0,
+        retry_until=None,
+        next_attempt=now(),
+        claimed_until=None,
+        updated=now(),
     )
     if ids:
         queue.look_on_commit()

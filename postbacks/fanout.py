@@ -12,7 +12,7 @@ from django.utils import timezone
 from crm import macros
 from crm.models import Client, Conversion, Message, conversion_recorded
 from crm.rows import columns_of, read_rows
-from postbacks import pixels, queue, render
+from postbacks import order, pixels, queue, render
 from postbacks.models import Delivery, OutgoingPostback
 from tracker.models import LEAD, Goal, Pixel
 
@@ -109,9 +109,14 @@ def create_deliveries(conversion):
     rows += pixel_deliveries(conversion, now)
     for row in rows:
         row.conversion, row.spot, row.event_status = conversion, spot, status
+        # The event's own values: sent as they are now, however late it goes out.
+        row.event_amount, row.event_currency = conversion.amount, conversion.currency
+        row.event_time = now
         if change is not None:
             row.previous_status, row.previous_amount = change
     created = Delivery.objects.bulk_create(rows)
+    if change is not None:
+        order.supersede_earlier(conversion, created)
     queue.look_on_commit(d.next_attempt for d in created if d.status == Delivery.PENDING)
     return created
 

@@ -238,13 +238,14 @@ class Delivery(models.Model):
     resends, so a receiver can drop repeats.
     """
 
-    PENDING, SENDING, SUCCESS, FAILED, SKIPPED, HELD = (
+    PENDING, SENDING, SUCCESS, FAILED, SKIPPED, HELD, SUPERSEDED = (
         "pending",
         "sending",
         "success",
         "failed",
         "skipped",
         "held",
+        "superseded",
     )
     STATUSES = [
         (PENDING, "Pending"),
@@ -254,7 +255,12 @@ class Delivery(models.Model):
         (SKIPPED, "Skipped"),
         # Its postback is switched off; switching it on sends it.
         (HELD, "Held (postback off)"),
+        # A newer status change of its conversion to the same target came
+        # before it was sent: sending it after would undo the newer one.
+        (SUPERSEDED, "Superseded"),
     ]
+    # Not yet done with: an event after one of these to the same target waits.
+    UNFINISHED = (PENDING, SENDING, HELD)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     conversion = models.ForeignKey(Conversion, on_delete=models.CASCADE, related_name="deliveries")
@@ -294,6 +300,20 @@ class Delivery(models.Model):
     previous_status = models.CharField(max_length=10, blank=True)
     # As the conversion's amount: a crypto payout's places reach {previous_sum}.
     previous_amount = models.DecimalField(max_digits=28, decimal_places=8, null=True, blank=True)
+    # The event's own values, fixed when it happened: a delivery sent late (a
+    # minimum delay, retries, a rate limit) reports them, not the conversion as
+    # it is by then. Empty: made before these were kept (the conversion's are sent).
+    event_amount = models.DecimalField(max_digits=28, decimal_places=8, null=True, blank=True)
+    event_currency = models.CharField(max_length=3, blank=True)
+    event_time = models.DateTimeField(null=True, blank=True)
+    # The delivery of the newer status change that made this one obsolete.
+    superseded_by = models.UUIDField(null=True, blank=True)
+    # The retry budget is time: set by the first failed attempt of a round, the
+    # end of the retry schedule's span. Attempts a receiver throttled (429/503
+    # with Retry-After) wait as asked and do not count towards
+    # POSTBACKS_MAX_ATTEMPTS (`throttled` of `attempts` were such).
+    retry_until = models.DateTimeField(null=True, blank=True)
+    throttled = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-created"]

@@ -33,7 +33,8 @@ def _base(network):
 
 
 def _event_time(conversion):
-    return int(conversion.created.timestamp())
+    # A delivery's own event time (delivery.reported); the conversion's for one made before.
+    return int((getattr(conversion, "event_time", None) or conversion.created).timestamp())
 
 
 def _external_id(client):

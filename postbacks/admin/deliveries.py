@@ -25,6 +25,7 @@ STATES = {
     Delivery.FAILED: "Failed",
     Delivery.SKIPPED: "Skipped",
     Delivery.HELD: "Held (postback off)",
+    Delivery.SUPERSEDED: "Superseded",
 }
 # Text colours of the states (also the client card's); the list tints failed
 # and retrying rows (delivery_change_list.html).
@@ -36,6 +37,7 @@ STATE_COLOURS = {
     Delivery.PENDING: "#666",
     Delivery.SKIPPED: "#666",
     Delivery.HELD: "#666",
+    Delivery.SUPERSEDED: "#666",
 }
 # A reason longer than this is clipped in the list; its full text is the tooltip.
 REASON_CHARS = 60
@@ -72,7 +74,8 @@ def clipped(text, size=REASON_CHARS):
 def state_cell(d):
     """The state, coloured, with the last HTTP code or error under it."""
     state = failing.state(d)
-    why = reason(d) if state in (failing.RETRYING, Delivery.FAILED, Delivery.SKIPPED) else ""
+    told = (failing.RETRYING, Delivery.FAILED, Delivery.SKIPPED, Delivery.SUPERSEDED)
+    why = reason(d) if state in told else ""
     return format_html(
         '<span class="delivery-state state-{}" style="color:{};font-weight:bold" title="{}">'
         "{}</span>{}",
