@@ -511,8 +511,9 @@ class DailyStat(models.Model):
     # What the traffic cost, in the reporting currency: on the leads row
     # (goal_pk 0) of its key, added by crm.spend; `cost_unrated` counts the
     # spend rows left out for want of a rate.
-    cost = models.DecimalField(max_digits=30, decimal_places=8, default=0)
-    cost_unrated = models.BigIntegerField(default=0)
+    # A database default too: the rollup's raw upserts name only the columns they move.
+    cost = models.DecimalField(max_digits=30, decimal_places=8, default=0, db_default=0)
+    cost_unrated = models.BigIntegerField(default=0, db_default=0)
 
     class Meta:
         verbose_name = "statistics"
