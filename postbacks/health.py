@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
+from postbacks import order
 from postbacks.delivery import due_q
 from postbacks.models import Delivery
 from tracker.unavailable import RETRY_AFTER, reason
@@ -69,7 +70,9 @@ def oldest_overdue_seconds():
     oldest = None
     for status in (Delivery.PENDING, Delivery.SENDING):
         due = (
+            # One waiting for an earlier event of its conversion (order.py) is not late.
             Delivery.objects.filter(due_q(cutoff), status=status, next_attempt__lte=cutoff)
+            .filter(order.ready_q())
             .order_by("next_attempt")
             .values_list("next_attempt", flat=True)
             .first()

@@ -4,13 +4,15 @@ point 1): a retried change never lands after a newer one, quick changes are
 not sent side by side, a change made obsolete before it went out is
 superseded, and other conversions still go out in parallel."""
 
+import datetime
 import threading
 import time
 
 import pytest
+from django.utils import timezone
 
 from crm.models import Conversion
-from postbacks import batch
+from postbacks import batch, health
 from postbacks.fanout import accept
 from postbacks.models import Delivery, OutgoingPostback
 from tests.applying import applying_receiver  # noqa: F401 - the `applying` fixture
@@ -154,3 +156,20 @@ def test_the_list_shows_a_superseded_delivery(admin_client, lead, postback, appl
     assert 'class="delivery-state state-superseded"' in page
     newer = delivery_of(conversion, "approved")
     assert f"Superseded by {newer.pk}" in page
+
+
+def test_a_change_behind_a_retry_hours_away_waits_without_alarm(lead, postback, applying):
+    applying.rule = lambda q, n: (500, 0, {})
+    conversion = change(lead, "approved")
+    batch.send_due()
+    first = Delivery.objects.get()
+    later = timezone.now() + datetime.timedelta(hours=2)
+    Delivery.objects.filter(pk=first.pk).update(next_attempt=later)  # a retry hours away
+    change(lead, "rejected")
+    long_ago = timezone.now() - datetime.timedelta(hours=1)
+    Delivery.objects.exclude(pk=first.pk).update(next_attempt=long_ago)
+    assert batch.send_due() == 0 and len(applying.arrived) == 1
+    # The loops sleep until the retry, and the health check sees nothing late.
+    assert batch.next_due() == later
+    assert health.oldest_overdue_seconds() == 0
+    assert delivery_of(conversion, "rejected").status == Delivery.PENDING
