@@ -3,6 +3,7 @@
 import ipaddress
 import re
 
+from crm import spend
 from crm.http import client_addr
 from crm.models import ADVERT_KEYS, Client
 from crm.values import RefusedJSON, clean_text, load_json, shown
@@ -77,16 +78,19 @@ def client_from_click(spot, pairs, request=None):
     if request is not None:
         # A value in the link wins over the cookie: the landing passed it on purpose.
         fields = {**browser_fields(request), **fields}
-    return create_client(spot, params=params, **fields)
+    return create_client(spot, spend.click_cost(spot, params), params=params, **fields)
 
 
-@retry_transaction  # the client and its rollup rows, together
-def create_client(spot, **fields):
-    return Client.objects.create(spot=spot, **fields)
+@retry_transaction  # the client, its click's cost and their rollup rows, together
+def create_client(spot, cost=None, **fields):
+    client = Client.objects.create(spot=spot, **fields)
+    if cost:
+        spend.add_client_cost(client, cost)
+    return client
 
 
 @retry_transaction
-def register_client(spot, user_id, fields):
+def register_client(spot, user_id, fields, cost=None):
     """The bot's client of this Telegram user, made unless it exists -> (client, created)."""
     # The spot's row lock makes get-or-create safe against a bot's double send.
     # FOR NO KEY UPDATE, not FOR UPDATE: a click of the spot checks its foreign
@@ -97,7 +101,10 @@ def register_client(spot, user_id, fields):
     client = Client.objects.filter(spot=spot, user_id=user_id).order_by("pk").first()
     if client is not None:
         return client, False
-    return Client.objects.create(spot=spot, user_id=user_id, **fields), True
+    client = Client.objects.create(spot=spot, user_id=user_id, **fields)
+    if cost:  # only a new client's: a bot's repeated send is not a second click
+        spend.add_client_cost(client, cost)
+    return client, True
 
 
 TEXT_FIELDS = {"username": "username", "name": "name", "geo": "geo", "cl_id": "cl_id"}

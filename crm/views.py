@@ -11,6 +11,7 @@ from django.core.exceptions import TooManyFieldsSent
 from django.http import HttpResponseRedirect, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from crm import spend
 from crm.clicks import (
     MAX_PARAMS,
     BadInput,
@@ -100,7 +101,8 @@ def api_clients(request):
         return error(f"The body could not be read: {e}", 400)
     except BadInput as e:
         return error(str(e), 400)
-    client, created = register_client(spot, user_id, fields)
+    cost = spend.click_cost(spot, {str(k): str(v) for k, v in fields["params"].items()})
+    client, created = register_client(spot, user_id, fields, cost)
     return JsonResponse(
         {
             "ok": True,

@@ -1,15 +1,17 @@
-"""Recompute the statistics rollup from clients and conversions."""
+"""Recompute the statistics rollup from clients, conversions and spend."""
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
-from crm import stats
+from crm import spend, stats
+from crm.models import DailyStat
 from tracker.models import Spot
 from tracker.progress import Progress
 
 
 class Command(BaseCommand):
     help = (
-        "Recompute the statistics rollup (crm.DailyStat) from the clients and conversions. "
+        "Recompute the statistics rollup (crm.DailyStat) from the clients, conversions and spend. "
         "Needed after bulk edits made outside the application; run it when traffic is quiet."
     )
 
@@ -26,6 +28,10 @@ class Command(BaseCommand):
         progress = Progress(len(ids) * stats.REBUILD_STEPS, "Rebuilding statistics", self.stderr)
         rows = 0
         for spot_id in ids:
-            rows += stats.rebuild_spot(spot_id, progress.advance)
+            # The spot's cost goes back in the transaction that cleared it.
+            with transaction.atomic():
+                stats.rebuild_spot(spot_id, progress.advance)
+                spend.rebuild_cost(spot_id)
+                rows += DailyStat.objects.filter(spot_id=spot_id).count()
         progress.finish()
         self.stdout.write(self.style.SUCCESS(f"{rows} statistics rows for {len(ids)} spot(s)."))
