@@ -2,26 +2,32 @@
 
 Grouped by one or two dimensions, sorted by any column (its header toggles
 the order), filtered by drill-down: a row's link opens the same page filtered
-to its values and grouped by day. The CSV has exactly the page's lines.
+to its values and grouped by day. Dates come from a preset (today, last 7
+days, last month...) in the installation's time zone or are picked; the
+previous period of the same length can be shown beside each figure. Each user
+picks the columns they see (crm.ReportSettings), and may take a token for the
+JSON report (crm/report_api.py). The CSV has exactly the page's lines.
 """
 
 import csv
 import datetime
+import hashlib
+import re
+import secrets
 
 from django import forms
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseRedirect, QueryDict
 from django.template.response import TemplateResponse
-from django.urls import path
-from django.utils import timezone
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from crm import charts, report
-from crm.models import Client, DailyStat
+from crm import charts, report, values
+from crm.models import Client, DailyStat, ReportSettings
 from crm.visibility import own_figures
 from tracker.models import Spot
 
@@ -40,6 +46,7 @@ class StatsFilter(forms.Form):
     group = forms.ChoiceField(label="Rows by", choices=GROUPS, initial="campaign")
     then = forms.ChoiceField(label="then by", choices=[("", "—"), *GROUPS], required=False)
     spot = forms.ModelChoiceField(Spot.objects.all(), required=False, empty_label="All spots")
+    compare = forms.BooleanField(label="Compare with the period before", required=False)
 
     def clean(self):
         data = super().clean()
@@ -55,7 +62,7 @@ class StatsFilter(forms.Form):
 
 
 def defaults():
-    today = timezone.localdate()
+    today = report.local_today()
     return {
         "date_from": today - datetime.timedelta(days=13),
         "date_to": today,
@@ -63,15 +70,21 @@ def defaults():
         "group": "campaign",
         "then": "",
         "spot": None,
+        "compare": False,
     }
 
 
-def read_query(request):
+def read_query(get, manager, columns=None):
     """(form, report.Query): what is not given takes its default (a link may name only
-    ?group=geo); bad input shows the form's errors over the default report."""
-    get = request.GET
-    given = {k: v for k, v in defaults().items() if v is not None}
+    ?group=geo); bad input shows the form's errors over the default report.
+
+    `manager` keeps the figures to one manager's clients (crm/visibility.py);
+    `columns` are the ids to show, unless the query names its own (?columns=a,b)."""
+    given = {k: v for k, v in defaults().items() if v not in (None, False)}
     data = {**{k: str(v) for k, v in given.items()}, **get.dict()}
+    dates = report.preset_dates(get.get("preset", ""))
+    if dates:  # a preset decides the dates; the form shows them, to be changed as custom
+        data["date_from"], data["date_to"] = (d.isoformat() for d in dates)
     form = StatsFilter(data)
     f = form.cleaned_data if form.is_valid() else defaults()
     sort = get.get("sort", "")
@@ -82,12 +95,29 @@ def read_query(request):
         [f["group"], *([f["then"]] if f["then"] else [])],
         f["spot"],
         filters=read_filters(get),
-        # A manager's statistics count only their own clients, like their client list.
-        manager=own_figures(request.user),
+        manager=manager,
         sort=sort.lstrip("-"),
         desc=not sort or sort.startswith("-"),
+        columns=asked_columns(get) or columns or None,
     )
     return form, query
+
+
+def asked_columns(get):
+    """?columns=leads,revenue: the column ids a link or the JSON report names."""
+    return [c.strip() for c in get.get("columns", "").split(",") if c.strip()][:200]
+
+
+def saved_columns(user):
+    """The columns `user` chose on the page; [] for every column."""
+    found = ReportSettings.objects.filter(user_id=user.pk).values_list("columns", flat=True)
+    kept = found.first()
+    return kept if isinstance(kept, list) else []
+
+
+def page_query(request):
+    # A manager's statistics count only their own clients, like their client list.
+    return read_query(request.GET, own_figures(request.user), saved_columns(request.user))
 
 
 def read_filters(get):
@@ -128,13 +158,16 @@ def drill(get, rep, row):
         else:
             changes[dimension] = str(value)
     by_day_already = "day" in group[: len(row.keys)]
+    if by_day_already:
+        changes["preset"] = None  # the day's own dates, not the preset's
     changes["group"] = "campaign" if by_day_already else "day"
     changes["sort"] = None
     return link(get, **changes)
 
 
-def table(get, rep, lines):
-    """The header cells with their sort links, and the lines with their drill-down links."""
+def table(get, rep, lines, before=None):
+    """The header cells with their sort links, and the lines with their drill-down
+    links; `before` (the previous period's lines by key) adds each figure's change."""
     current = get.get("sort", "")
     ids = [*rep.query.group, *(c.id for c in rep.columns)]
     head = []
@@ -152,7 +185,7 @@ def table(get, rep, lines):
     # the second value on the lines under it (the first is the group's, greyed).
     body = [
         {
-            "cells": report.cells(rep, row),
+            **line(rep, row, before),
             "link": drill(get, rep, row),
             "subtotal": row.subtotal,
             "linked": len(row.keys) - 1,
@@ -162,13 +195,48 @@ def table(get, rep, lines):
     return head, body
 
 
+def line(rep, row, before=None):
+    """A line's texts, its profit and ROI tones, and (comparing) each figure's change."""
+    old = None if before is None else before.get(row.keys, report.Row(row.keys, ()))
+    return {
+        "cells": report.cells(rep, row),
+        "tones": [report.tone(row.value(c.id), c.id) for c in rep.columns],
+        "deltas": [
+            "" if old is None else report.delta(row.value(c.id), old.value(c.id), c.id)
+            for c in rep.columns
+        ],
+    }
+
+
+def previous_lines(rep, previous):
+    """{keys: line} of the previous period, its days moved onto this period's."""
+    shift = datetime.timedelta(days=rep.query.days)
+    group = rep.query.group
+
+    def moved(keys):
+        return tuple(k + shift if d == "day" else k for d, k in zip(group, keys, strict=False))
+
+    found = {moved(row.keys): row for row in previous.lines}
+    found[()] = previous.total
+    return found
+
+
+def number_cell(text, tone, change):
+    tone = f" {tone}" if tone else ""
+    if change:
+        return format_html(
+            '<td class="num{}">{}<br><small class="delta">{}</small></td>', tone, text, change
+        )
+    return format_html('<td class="num{}">{}</td>', tone, text)
+
+
 def table_html(rows, dims):
     """The table's lines as HTML, built here: a template loop over thousands of
     cells costs more than the report's query."""
 
     def cell(k, text, row):
         if k >= dims:
-            return format_html('<td class="num">{}</td>', text)
+            return number_cell(text, row["tones"][k - dims], row["deltas"][k - dims])
         if k == row["linked"]:
             return format_html(
                 '<td class="nowrap"><a class="drill" href="?{}" title="Drill down">{}</a></td>',
@@ -190,11 +258,56 @@ def table_html(rows, dims):
     )
 
 
+def total_html(total, dims):
+    """The totals line: labels, then its figures with their tones and changes."""
+    cells = [
+        format_html("<td><strong>{}</strong></td>", text) for text in total["cells"][:dims]
+    ] + [
+        number_cell(format_html("<strong>{}</strong>", text), tone, change)
+        for text, tone, change in zip(
+            total["cells"][dims:], total["tones"], total["deltas"], strict=True
+        )
+    ]
+    return mark_safe("".join(cells))
+
+
 def chart(rep):
     if "day" in rep.query.group:
         return charts.line_chart(rep.days, report.series(rep))
     title, bars = report.bars(rep)
     return charts.bar_chart(f"{title} by {report.DIMENSIONS[rep.query.group[0]]}", bars)
+
+
+def money_chart(rep):
+    """Revenue against cost per day (revenue alone where the figures have no cost)."""
+    currency = settings.REPORTING_CURRENCY
+    series = [(f"Revenue ({currency})", [revenue for revenue, _ in rep.daily])]
+    if rep.with_cost:
+        series.append((f"Cost ({currency})", [cost for _, cost in rep.daily]))
+    return charts.line_chart(
+        rep.days,
+        series,
+        chart_id="stats-money-chart",
+        label="Revenue and cost per day",
+        axis=values.money_axis,
+        colours=charts.MONEY_COLOURS,
+    )
+
+
+def preset_links(get):
+    """(id, title, link, chosen) of each date preset."""
+    chosen = get.get("preset", "")
+    return [
+        (name, title, link(get, preset=name, date_from=None, date_to=None), name == chosen)
+        for name, title in report.PRESETS
+        if name != "custom"
+    ]
+
+
+def column_choices(rep):
+    """(id, title, shown) of every column the report has, for the chooser."""
+    shown = {c.id for c in rep.columns}
+    return [(c.id, c.title, c.id in shown) for c in rep.all_columns]
 
 
 def active_filters(get, query):
@@ -228,17 +341,27 @@ class StatisticsAdmin(admin.ModelAdmin):
         return False
 
     def get_urls(self):
-        csv_view = self.admin_site.admin_view(self.csv_view)
-        return [path("csv/", csv_view, name="crm_dailystat_csv"), *super().get_urls()]
+        def view(fn):
+            return self.admin_site.admin_view(fn)
+
+        return [
+            path("csv/", view(self.csv_view), name="crm_dailystat_csv"),
+            path("columns/", view(self.columns_view), name="crm_dailystat_columns"),
+            path("token/", view(self.token_view), name="crm_dailystat_token"),
+            *super().get_urls(),
+        ]
 
     def changelist_view(self, request, extra_context=None):
         if not self.has_view_permission(request):
             raise PermissionDenied
-        form, query = read_query(request)
-        rep = report.build(query)
+        form, query = page_query(request)
+        rep = report.build(query, daily=True)
+        compare = form.is_valid() and form.cleaned_data["compare"]
+        before = previous_lines(rep, report.build(query.previous())) if compare else None
         # A page of lines: a year by campaign and geo is thousands; the CSV has them all.
         page = Paginator(list(rep.lines), PAGE_SIZE).get_page(request.GET.get("p"))
-        head, body = table(request.GET, rep, page)
+        head, body = table(request.GET, rep, page, before)
+        currency = settings.REPORTING_CURRENCY
         context = {
             **self.admin_site.each_context(request),
             "title": "Statistics",
@@ -250,12 +373,20 @@ class StatisticsAdmin(admin.ModelAdmin):
             "page": page,
             "page_query": link(request.GET),
             "total": report.cells(rep, rep.total),
+            "total_html": total_html(line(rep, rep.total, before), len(query.group)),
             "group_count": len(query.group),
             "chart": chart(rep),
+            "money_chart": money_chart(rep),
             "query": link(request.GET),
             "filters": active_filters(request.GET, query),
+            "presets": preset_links(request.GET),
+            "period": (query.date_from, query.date_to),
+            "previous": query.previous() if compare else None,
+            "columns": column_choices(rep),
             "unrated": rep.total.unrated,
-            "currency": settings.REPORTING_CURRENCY,
+            "cost_unrated": rep.total.cost_unrated if rep.with_cost else 0,
+            "with_cost": rep.with_cost,
+            "currency": currency,
             "needs_rebuild": needs_rebuild() if not rep.rows else False,
         }
         return TemplateResponse(request, "admin/crm/statistics.html", context)
@@ -263,14 +394,58 @@ class StatisticsAdmin(admin.ModelAdmin):
     def csv_view(self, request):
         if not self.has_view_permission(request):
             return HttpResponse("Forbidden", status=403)
-        _, query = read_query(request)
+        _, query = page_query(request)
         rep = report.build(query)
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         name = f"statistics-{query.date_from}-{query.date_to}.csv"
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         writer = csv.writer(response)
-        writer.writerow(report.header(rep, for_csv=True))
-        for row in rep.lines:
-            writer.writerow(report.cells(rep, row, for_csv=True))
-        writer.writerow(report.cells(rep, rep.total, for_csv=True))
+        for cells in report.plain_lines(rep):
+            writer.writerow(cells)
         return response
+
+    def columns_view(self, request):
+        """Saves the columns the user ticked (all of them, or none: every column)."""
+        if request.method != "POST":
+            return HttpResponse("Use POST.", status=405, headers={"Allow": "POST"})
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        ticked = [c for c in request.POST.getlist("columns") if COLUMN_ID.fullmatch(c)][:200]
+        known = {c for c in request.POST.getlist("known") if COLUMN_ID.fullmatch(c)}
+        keep = [] if "reset" in request.POST or set(ticked) >= known else ticked
+        ReportSettings.objects.update_or_create(user=request.user, defaults={"columns": keep})
+        messages.success(
+            request, "Your columns are saved." if keep else "Every column is shown again."
+        )
+        back = QueryDict(request.POST.get("next", "")[:2000], mutable=True)
+        back.pop("columns", None)  # the saved choice, not a link's, from now on
+        return HttpResponseRedirect(
+            reverse("admin:crm_dailystat_changelist") + "?" + back.urlencode()
+        )
+
+    def token_view(self, request):
+        """A new token for the JSON report, shown once; the one before stops working."""
+        if request.method != "POST":
+            return HttpResponse("Use POST.", status=405, headers={"Allow": "POST"})
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        token = secrets.token_urlsafe(32)
+        ReportSettings.objects.update_or_create(
+            user=request.user, defaults={"token_hash": token_hash(token)}
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Your report token",
+            "opts": self.model._meta,
+            "token": token,
+            "url": request.build_absolute_uri(reverse("api-report")),
+        }
+        return TemplateResponse(request, "admin/crm/report_token.html", context)
+
+
+# A column id: "leads", "roi", "n:dep", "cpa:first_dep"...
+COLUMN_ID = re.compile(r"[a-z_]{1,20}(:[A-Za-z0-9_.-]{1,64})?")
+
+
+def token_hash(token):
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -1,8 +1,11 @@
 """Line and bar charts as inline SVG, drawn on the server: no script, no CDN."""
 
+import math
+
 from django.utils.html import format_html, format_html_join
 
 COLOURS = ["#417690", "#e07b39", "#2e9e5b", "#b8336a", "#7d5ba6", "#c9a227"]
+MONEY_COLOURS = ["#2e9e5b", "#ba2121"]  # revenue green, cost red
 WIDTH, HEIGHT, PAD_L, PAD_R, PAD_T, PAD_B = 900, 260, 48, 16, 16, 36
 
 
@@ -13,13 +16,16 @@ def line_chart(
     label="Leads and goals per day",
     axis=str,
     width=WIDTH,
+    colours=COLOURS,
 ):
     """`series` is [(label, [value per day])]; returns safe SVG markup. `axis`
     writes a grid line's value (money with thousands separators); `chart_id`
     tells two charts of one page apart; a narrower `width` keeps the text
     readable where the chart is drawn small."""
     highest = max([1, *(v for _, values in series for v in values)])
-    top = -(-highest // 4) * 4  # a multiple of 4: the five grid lines get whole numbers
+    # A multiple of 4: the five grid lines get whole numbers (math.ceil: Decimal's
+    # floor division rounds toward zero, which would put the top under the highest).
+    top = math.ceil(highest / 4) * 4
     marks = [axis(top * k // 4) for k in range(5)]
     # Room for the longest grid value (about 7 px a character at 11 px).
     pad_l = max(PAD_L, 12 + 7 * max(len(m) for m in marks))
@@ -70,7 +76,7 @@ def line_chart(
         (
             (
                 name,
-                COLOURS[k % len(COLOURS)],
+                colours[k % len(colours)],
                 " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(values)),
             )
             for k, (name, values) in enumerate(series)
@@ -81,7 +87,7 @@ def line_chart(
         '<rect x="{}" y="{}" width="10" height="10" fill="{}"/>'
         '<text x="{}" y="{}" font-size="12">{}</text>',
         (
-            (at, 4 + 16 * row, COLOURS[k % len(COLOURS)], at + 14, 13 + 16 * row, name)
+            (at, 4 + 16 * row, colours[k % len(colours)], at + 14, 13 + 16 * row, name)
             for k, ((name, _), (at, row)) in enumerate(zip(series, placed, strict=True))
         ),
     )

@@ -1,20 +1,25 @@
 """The statistics report: rows grouped by one or two dimensions, read from the rollup only.
 
-One grouped query on crm.DailyStat makes every page: leads by click day,
-goals by the chosen basis, pivoted per goal token in SQL. It reads the
-coarsest grain that keeps the dimensions asked for (crm.stats.GRAINS), so a
-report by campaign over 90 days reads rows per campaign and day, whatever the
-number of conversions behind them.
+One grouped query on crm.DailyStat makes every page: leads and cost by click
+day (cost sits on the leads rows), goals by the chosen basis, pivoted per goal
+token in SQL. It reads the coarsest grain that keeps the dimensions asked for
+(crm.stats.GRAINS), so a report by campaign over 90 days reads rows per
+campaign and day, whatever the number of conversions or spend rows behind them.
+
+A click makes a client here (crm.clicks), so clicks and leads are one count:
+the report has one column, Leads, and EPC and CR are per lead.
 """
 
 import datetime
+import zoneinfo
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import Q, Sum
+from django.utils import timezone
 
 from crm import stats, values
 from crm.models import DailyStat
@@ -36,11 +41,13 @@ FILTERS = list(stats.DIMS)
 MAX_DAYS = 366
 ZERO = Decimal("0")
 CENT = Decimal("0.01")
-RATES = [  # (id, title, part, whole): conversion rates between goals
-    ("reg_rate", "Reg per lead", "reg", None),
+RATES = [  # (id, title, part, whole): conversion rates between goals (CR is per lead)
     ("dep_rate", "Dep per reg", "dep", "reg"),
     ("redep_rate", "Redep per dep", "redep", "dep"),
 ]
+# Columns worth only with cost: a manager's own figures have none (spend is per
+# campaign, not per client, so it has no manager).
+COST_COLUMNS = ("cost", "profit", "roi")
 
 
 @dataclass
@@ -54,11 +61,23 @@ class Query:
     manager: int | None = None  # a manager's own figures (crm/visibility.py); None: all
     sort: str = ""  # a column id; "" for the grouping's natural order
     desc: bool = True
+    columns: list | None = None  # the column ids to show, in any order; None: all
+
+    @property
+    def days(self):
+        return (self.date_to - self.date_from).days + 1
+
+    def previous(self):
+        """The same report over the period of the same length just before this one."""
+        length = datetime.timedelta(days=self.days)
+        return replace(self, date_from=self.date_from - length, date_to=self.date_to - length)
 
 
 @dataclass
 class Column:
-    id: str  # "leads", "n:<goal token>" (count), "s:<goal token>" (sum), a rate, "revenue", "rpl"
+    # "leads", "n:<goal token>" (count), "s:<token>" (sum), "cr:<token>" (per lead),
+    # "cpa:<token>" (cost per conversion), a rate, "revenue", "cost", "profit", "roi", "epc"
+    id: str
     title: str
 
 
@@ -71,6 +90,8 @@ class Row:
     sums: dict = field(default_factory=lambda: defaultdict(Decimal))
     revenue: Decimal = ZERO
     unrated: int = 0
+    cost: Decimal = ZERO
+    cost_unrated: int = 0
     subtotal: bool = False  # the total of a first-level group
     children: list = field(default_factory=list)
 
@@ -78,6 +99,8 @@ class Row:
         self.leads += other.leads
         self.revenue += other.revenue
         self.unrated += other.unrated
+        self.cost += other.cost
+        self.cost_unrated += other.cost_unrated
         for token, n in other.counts.items():
             self.counts[token] += n
         for token, s in other.sums.items():
@@ -89,13 +112,23 @@ class Row:
             return self.leads
         if column_id == "revenue":
             return self.revenue
-        if column_id == "rpl":
+        if column_id == "cost":
+            return self.cost
+        if column_id == "profit":
+            return self.revenue - self.cost
+        if column_id == "roi":
+            return rate(self.revenue - self.cost, self.cost)
+        if column_id == "epc":
             return per(self.revenue, self.leads)
         kind, _, token = column_id.partition(":")
         if kind == "n":
             return self.counts.get(token, 0)
         if kind == "s":
             return self.sums.get(token, ZERO)
+        if kind == "cr":
+            return rate(self.counts.get(token, 0), self.leads)
+        if kind == "cpa":
+            return per(self.cost, self.counts.get(token, 0))
         for rid, _, part, whole in RATES:
             if rid == column_id:
                 base = self.leads if whole is None else self.counts.get(whole, 0)
@@ -118,10 +151,12 @@ def per(amount, n):
 @dataclass
 class Report:
     query: Query
-    columns: list
+    columns: list  # the columns shown (the user's choice)
     rows: list  # first-level rows; with two dimensions each has its children
     total: Row
     days: list
+    all_columns: list = field(default_factory=list)  # every column the report has
+    daily: list = field(default_factory=list)  # (revenue, cost) per day of `days`
 
     @property
     def lines(self):
@@ -130,8 +165,13 @@ class Report:
             yield row
             yield from row.children
 
+    @property
+    def with_cost(self):
+        return self.query.manager is None
 
-def build(query):
+
+def build(query, daily=False):
+    """The report of `query`; `daily` adds revenue and cost per day (the page's chart)."""
     spots = Spot.objects.all() if query.spot is None else Spot.objects.filter(pk=query.spot.pk)
     spot_names = dict(spots.values_list("pk", "name"))
     goals = list(Goal.objects.filter(spot__in=spot_names).order_by("order", "pk"))
@@ -139,21 +179,54 @@ def build(query):
     for g in goals:
         by_token[g.token].append(g.pk)
     revenue_pks = [g.pk for g in goals if g.revenue]
+    tokens = list(by_token)
+    label = labeller(query.group, spot_names)
+    width = len(query.group)
+    found = []
+    for values_ in grouped(query, query.group, revenue_pks, list(by_token.values())):
+        keys = values_[:width]
+        row = Row(keys, tuple(label(d, v) for d, v in zip(query.group, keys, strict=True)))
+        fill(row, values_[width:], tokens)
+        # Rows a move emptied stay in the rollup; a day's cost alone makes a line.
+        if row.leads or row.counts or row.unrated or row.cost or row.cost_unrated:
+            found.append(row)
+    total = Row((), ("Total",))
+    for row in found:
+        total.add(row)
+    every = report_columns(goals, spot_names, with_cost=query.manager is None)
+    rep = Report(
+        query=query,
+        columns=chosen(every, query.columns),
+        rows=arrange(found, query, every),
+        total=total,
+        days=[query.date_from + datetime.timedelta(d) for d in range(query.days)],
+        all_columns=every,
+    )
+    if daily:
+        rep.daily = per_day(rep, revenue_pks)
+    return rep
+
+
+def grouped(query, group, revenue_pks, goal_pks):
+    """The rollup's rows grouped by `group`: (*keys, leads, revenue, unrated, cost,
+    cost_unrated, then per goal token its count and sum)."""
     basis = query.basis
     aggregates = {
         "leads": Sum("count", filter=Q(goal_pk=0)),
         "revenue": Sum("amount", filter=Q(basis=basis, goal_pk__in=revenue_pks)),
         "unrated": Sum("unrated", filter=Q(basis=basis, goal_pk__gt=0)),
+        # Cost is kept on the leads rows of both bases: read it where the leads are.
+        "cost": Sum("cost", filter=Q(goal_pk=0)),
+        "cost_unrated": Sum("cost_unrated", filter=Q(goal_pk=0)),
     }
-    tokens = list(by_token)
-    for k, pks in enumerate(by_token.values()):
+    for k, pks in enumerate(goal_pks):
         aggregates[f"n{k}"] = Sum("count", filter=Q(basis=basis, goal_pk__in=pks))
         aggregates[f"s{k}"] = Sum("amount", filter=Q(basis=basis, goal_pk__in=pks))
-    dims = [COLUMN[d] for d in query.group]
+    dims = [COLUMN[d] for d in group]
     # Leads are counted on their click day whatever the basis; goals on the basis chosen.
     wanted = Q(basis=DailyStat.CLICK, goal_pk=0) | Q(basis=basis, goal_pk__gt=0)
-    rows = (
-        DailyStat.objects.filter(wanted, grain=grain_for(query))
+    return (
+        DailyStat.objects.filter(wanted, grain=grain_for(replace(query, group=group)))
         .filter(day__gte=query.date_from, day__lte=query.date_to)
         # All spots: no spot condition, which would steer the planner off the key's index.
         .filter(Q() if query.spot is None else Q(spot=query.spot))
@@ -164,33 +237,41 @@ def build(query):
         .values_list(*dims, *aggregates)
         .order_by()
     )
-    label = labeller(query.group, spot_names)
-    width = len(dims)
-    found = []
-    for values_ in rows:
-        keys, (leads, revenue, unrated, *numbers) = values_[:width], values_[width:]
-        row = Row(keys, tuple(label(d, v) for d, v in zip(query.group, keys, strict=True)))
-        row.leads, row.revenue, row.unrated = leads or 0, revenue or ZERO, unrated or 0
-        for k, token in enumerate(tokens):
-            n, amount = numbers[2 * k], numbers[2 * k + 1]
-            if n:
-                row.counts[token], row.sums[token] = n, amount or ZERO
-        if row.leads or row.counts or row.unrated:  # rows a move emptied stay in the rollup
-            found.append(row)
-    total = Row((), ("Total",))
-    for row in found:
-        total.add(row)
-    columns = report_columns(goals, spot_names)
-    return Report(
-        query=query,
-        columns=columns,
-        rows=arrange(found, query, columns),
-        total=total,
-        days=[
-            query.date_from + datetime.timedelta(d)
-            for d in range((query.date_to - query.date_from).days + 1)
-        ],
-    )
+
+
+def fill(row, numbers, tokens):
+    leads, revenue, unrated, cost, cost_unrated, *per_goal = numbers
+    row.leads, row.revenue, row.unrated = leads or 0, revenue or ZERO, unrated or 0
+    row.cost, row.cost_unrated = cost or ZERO, cost_unrated or 0
+    for k, token in enumerate(tokens):
+        n, amount = per_goal[2 * k], per_goal[2 * k + 1]
+        if n:
+            row.counts[token], row.sums[token] = n, amount or ZERO
+
+
+def per_day(rep, revenue_pks):
+    """[(revenue, cost)] per day: from the rows when grouped by day alone, else
+    one more query at the coarsest grain the filters allow (days × spots rows)."""
+    index = {day: i for i, day in enumerate(rep.days)}
+    out = [(ZERO, ZERO)] * len(rep.days)
+    if rep.query.group == ["day"]:
+        pairs = ((row.keys[0], row.revenue, row.cost) for row in rep.rows)
+    else:
+        rows = grouped(rep.query, ["day"], revenue_pks, [])
+        pairs = ((day, revenue or ZERO, cost or ZERO) for day, _, revenue, _, cost, _ in rows)
+    for day, revenue, cost in pairs:
+        if day in index:
+            out[index[day]] = (revenue, cost)
+    return out
+
+
+def chosen(columns, wanted):
+    """The columns `wanted` (ids) in the report's order; all when none of them exists."""
+    if not wanted:
+        return columns
+    wanted = set(wanted)
+    picked = [c for c in columns if c.id in wanted]
+    return picked or columns
 
 
 def grain_for(query):
@@ -224,13 +305,13 @@ def arrange(rows, query, columns):
 
 def sort_key(query, columns):
     """A key sorting by the chosen column: a dimension by its label, a number by its value."""
-    chosen = query.sort
-    if chosen not in query.group and chosen not in {c.id for c in columns}:
-        chosen = default_sort(query)
-    if chosen in query.group:
-        i = query.group.index(chosen)  # days are labelled in ISO form: they sort as dates
+    by = query.sort
+    if by not in query.group and by not in {c.id for c in columns}:
+        by = default_sort(query)
+    if by in query.group:
+        i = query.group.index(by)  # days are labelled in ISO form: they sort as dates
         return lambda row: row.labels[i]
-    return lambda row: (row.value(chosen) is not None, row.value(chosen) or 0)
+    return lambda row: (row.value(by) is not None, row.value(by) or 0)
 
 
 def default_sort(query):
@@ -238,8 +319,9 @@ def default_sort(query):
     return "day" if query.group[0] == "day" else "revenue"
 
 
-def report_columns(goals, spot_names=None):
-    """The numeric columns: leads, per goal its count and sum, rates, revenue.
+def report_columns(goals, spot_names=None, with_cost=True):
+    """The numeric columns: leads, per goal its count and sum, revenue, cost,
+    profit, ROI, EPC, per goal its CR and CPA, rates between goals.
 
     Goals of one token are one column across spots (reg is reg everywhere).
     Where two tokens' goals bear the same name (a "Deposit" goal on two spots
@@ -260,18 +342,28 @@ def report_columns(goals, spot_names=None):
     for token, (count, total, name) in shown.items():
         if names[name.casefold()] > 1:
             shown[token] = (count, total, f"{name} · {spot_list(spots_of[token], spot_names)}")
+    counted = [(token, name) for token, (count, _, name) in shown.items() if count]
     columns = [Column("leads", "Leads")]
     for token, (count, total, name) in shown.items():
         if count:
             columns.append(Column(f"n:{token}", f"{name} count"))
         if total:
             columns.append(Column(f"s:{token}", f"{name} sum ({currency})"))
+    columns.append(Column("revenue", f"Revenue ({currency})"))
+    if with_cost:
+        columns += [
+            Column("cost", f"Cost ({currency})"),
+            Column("profit", f"Profit ({currency})"),
+            Column("roi", "ROI"),
+        ]
+    columns.append(Column("epc", f"EPC ({currency})"))
+    columns += [Column(f"cr:{token}", f"{name} CR") for token, name in counted]
     tokens = set(shown)
     for rid, title, part, whole in RATES:
-        if part in tokens and (whole is None or whole in tokens):
+        if part in tokens and whole in tokens:
             columns.append(Column(rid, title))
-    columns.append(Column("revenue", f"Revenue ({currency})"))
-    columns.append(Column("rpl", f"Revenue per lead ({currency})"))
+    if with_cost:
+        columns += [Column(f"cpa:{token}", f"{name} CPA ({currency})") for token, name in counted]
     return columns
 
 
@@ -303,7 +395,7 @@ def labeller(group, spot_names):
 
 def header(report, for_csv=False):
     """Column titles; the CSV's rates say their unit in the title, their cells are numbers."""
-    titles = [c.title + (" (%)" if for_csv and is_rate(c.id) else "") for c in report.columns]
+    titles = [c.title + (" (%)" if for_csv and is_percent(c.id) else "") for c in report.columns]
     return [DIMENSIONS[d] for d in report.query.group] + titles
 
 
@@ -315,15 +407,24 @@ def cells(report, row, for_csv=False):
     return labels + [show(row.value(c.id), c.id) for c in report.columns]
 
 
-def is_rate(column_id):
-    return column_id.endswith("_rate")
+def plain_lines(report):
+    """The CSV's lines (and the JSON report's): titles, every line, the totals."""
+    yield header(report, for_csv=True)
+    for row in report.lines:
+        yield cells(report, row, for_csv=True)
+    yield cells(report, report.total, for_csv=True)
+
+
+def is_percent(column_id):
+    """Rates between goals, CR and ROI: shown as percentages."""
+    return column_id.endswith("_rate") or column_id == "roi" or column_id.startswith("cr:")
 
 
 def shown(value, column_id):
     """A cell's value on a screen: money to the cent with thousands separators."""
     if value is None:
         return ""
-    if is_rate(column_id):
+    if is_percent(column_id):
         return f"{value:.1f}%"
     if isinstance(value, Decimal):
         return values.money_number(value)
@@ -334,7 +435,7 @@ def plain_number(value, column_id):
     """A cell's value in the CSV: no separators, no unit, all the decimals kept."""
     if value is None:
         return ""
-    if is_rate(column_id):
+    if is_percent(column_id):
         return values.plain(Decimal(value).quantize(Decimal("0.01")))
     if isinstance(value, Decimal):
         return values.plain(value)
@@ -344,7 +445,7 @@ def plain_number(value, column_id):
 def chart_metric(report):
     """The chart shows the column sorted on, else revenue; leads when sorted on a dimension."""
     column = report.query.sort or default_sort(report.query)
-    return column if column in {c.id for c in report.columns} else "leads"
+    return column if column in {c.id for c in report.all_columns} else "leads"
 
 
 def series(report, top=5):
@@ -383,6 +484,64 @@ def bars(report, top=10):
     """(metric's title, [(label, value, text)]) of the top first-level rows, for a bar chart."""
     metric = chart_metric(report)
     ranked = sorted(report.rows, key=lambda r: -(r.value(metric) or 0))[:top]
-    title = next(c.title for c in report.columns if c.id == metric)
+    title = next(c.title for c in report.all_columns if c.id == metric)
     data = [(r.labels[0], r.value(metric) or 0, shown(r.value(metric), metric)) for r in ranked]
     return title, data
+
+
+def tone(value, column_id):
+    """'gain' or 'loss' for a profit or ROI (coloured on the page), else ''."""
+    if column_id not in ("profit", "roi") or not value:
+        return ""
+    return "gain" if value > 0 else "loss"
+
+
+def delta(now, before, column_id):
+    """How a figure moved since the previous period: '+12 %' (relative), or for a
+    percentage column '+1.5 pp' (points); '' when there is nothing to compare."""
+    if now is None or before is None:
+        return ""
+    if is_percent(column_id):
+        return f"{Decimal(now) - Decimal(before):+.1f} pp"
+    if not before:
+        return "new" if now else ""
+    change = (Decimal(now) - Decimal(before)) * 100 / abs(Decimal(before))
+    return f"{change:+.0f} %"
+
+
+# -- date presets, in the installation's time zone -------------------------------------
+
+PRESETS = [
+    ("today", "Today"),
+    ("yesterday", "Yesterday"),
+    ("last7", "Last 7 days"),
+    ("last30", "Last 30 days"),
+    ("this_month", "This month"),
+    ("last_month", "Last month"),
+    ("custom", "Custom"),
+]
+
+
+def local_today():
+    """Today where the installation is (settings.TIME_ZONE), as the rollup's days are."""
+    return timezone.localdate(timezone.now(), zoneinfo.ZoneInfo(settings.TIME_ZONE))
+
+
+def preset_dates(name, today=None):
+    """(date_from, date_to) of a preset; None for custom or an unknown name."""
+    today = today or local_today()
+    one = datetime.timedelta(days=1)
+    if name == "today":
+        return today, today
+    if name == "yesterday":
+        return today - one, today - one
+    if name == "last7":
+        return today - 6 * one, today
+    if name == "last30":
+        return today - 29 * one, today
+    if name == "this_month":
+        return today.replace(day=1), today
+    if name == "last_month":
+        end = today.replace(day=1) - one
+        return end.replace(day=1), end
+    return None

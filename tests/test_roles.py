@@ -176,6 +176,11 @@ VIEWS = {
         "LS", "LS", form=today, touches=("postbacks.delivery",), ready=fail
     ),
     "crm_dailystat_csv": View("MLS", None),
+    # The statistics page's column chooser and report token: each user's own settings.
+    "crm_dailystat_columns": View(
+        None, "MLS", form=lambda w: {"columns": ["leads"]}, touches=("crm.reportsettings",)
+    ),
+    "crm_dailystat_token": View(None, "MLS", touches=("crm.reportsettings",)),
     "auth_user_password_change": View(
         "S", "S", lambda w: [w.team["bob"].pk], form=lambda w: NEW_PASSWORD, touches=("auth.user",)
     ),

@@ -128,16 +128,29 @@ def test_the_report_has_leads_goals_rates_and_revenue_per_dimension(traffic):
         "First deposit count",
         "First deposit sum (USD)",
         "Repeat deposit count",
-        "Reg per lead",
+        "Revenue (USD)",
+        "Cost (USD)",
+        "Profit (USD)",
+        "ROI",
+        "EPC (USD)",
+        "Registration CR",
+        "First deposit CR",
+        "Repeat deposit CR",
         "Dep per reg",
         "Redep per dep",
-        "Revenue (USD)",
-        "Revenue per lead (USD)",
+        "Registration CPA (USD)",
+        "First deposit CPA (USD)",
+        "Repeat deposit CPA (USD)",
     ]
     rows = {r.labels[0]: report.cells(rep, r) for r in rep.rows}
-    assert rows["BR"] == ["BR", "2", "0", "0", "0.00", "0", "0.0%", "", "", "0.00", "0.00"]
+    # No spend: cost 0, profit the revenue, no ROI nor CPA (nothing to divide by).
+    assert rows["BR"] == [
+        "BR", "2", "0", "0", "0.00", "0", "0.00", "0.00", "0.00", "", "0.00",
+        "0.0%", "0.0%", "0.0%", "", "", "", "", "",
+    ]  # fmt: skip
     assert rows["DE"] == [
-        "DE", "2", "2", "1", "100.00", "0", "100.0%", "50.0%", "0.0%", "100.00", "50.00"
+        "DE", "2", "2", "1", "100.00", "0", "100.00", "0.00", "100.00", "", "50.00",
+        "100.0%", "50.0%", "0.0%", "50.0%", "0.0%", "0.00", "0.00", "",
     ]  # fmt: skip
     assert report.cells(rep, rep.total)[:3] == ["Total", "4", "2"]
     # Sorted by revenue by default: DE first.
