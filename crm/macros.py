@@ -111,7 +111,9 @@ def with_aliases(ctx):
 def conversion_context(conversion, attributed=True):
     """Every macro of a conversion: its client's, and the event's own."""
     ctx = client_context(conversion.client, attributed)
-    when = (conversion.created or timezone.now()).astimezone(datetime.UTC)
+    created = conversion.created or timezone.now()
+    # A delivery's event (a later status change, say) has a time of its own.
+    happened = getattr(conversion, "event_time", None) or created
     ctx.update(
         {
             "action": conversion.goal.token,
@@ -124,8 +126,8 @@ def conversion_context(conversion, attributed=True):
             "previous_status": "",
             "previous_sum": "",
             "StatusDetail": "",
-            "EventDate": when.isoformat(timespec="seconds"),
-            "CreationDate": when.isoformat(timespec="seconds"),
+            "EventDate": iso_time(happened),
+            "CreationDate": iso_time(created),
         }
     )
     at = getattr(conversion, "event_time", None)  # a delivery's: when its event happened
@@ -139,6 +141,10 @@ def conversion_context(conversion, attributed=True):
         before = Decimal(change[1] or 0)
     ctx["DeltaPayout"] = ctx["DeltaAmount"] = values.money(Decimal(conversion.amount) - before)
     return with_aliases(ctx)
+
+
+def iso_time(at):
+    return at.astimezone(datetime.UTC).isoformat(timespec="seconds")
 
 
 def sample_context(spot, templates=""):

@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from crm.macros import KNOWN, MEANINGLESS
-from crm.models import Client, CustomField, CustomFieldValue
+from crm.models import Client, Conversion, CustomField, CustomFieldValue
 from postbacks import delivery
 from postbacks.fanout import accept
 from postbacks.models import OutgoingPostback
@@ -118,6 +118,7 @@ def test_seed_004_names_carry_the_events_own_values(spot, receiver):
         "Payout",
         "Currency",
         "EventDate",
+        "CreationDate",
         "MediaPartnerId",
         "MediaPartnerName",
         "StatusDetail",
@@ -134,6 +135,9 @@ def test_seed_004_names_carry_the_events_own_values(spot, receiver):
     postback.full_clean()
     first, _, _ = accept(client, "dep", amount=Decimal("70"), currency="EUR", tid="o-1")
     drain()
+    # Made yesterday, charged back now: the change's event date is today's.
+    yesterday = first.created - datetime.timedelta(days=1)
+    Conversion.objects.filter(pk=first.pk).update(created=yesterday)
     accept(client, "dep", amount=Decimal("50"), tid="o-1", status="rejected")
     drain()
     new, change = [parse_qs(urlsplit(r.path).query) for r in receiver.wait_for(2)]
@@ -146,6 +150,9 @@ def test_seed_004_names_carry_the_events_own_values(spot, receiver):
     assert new["DeltaPayout"] == ["70.00"] and "StatusDetail" not in new  # empty: a new one
     when = datetime.datetime.fromisoformat(new["EventDate"][0])
     assert abs(when - first.created) < datetime.timedelta(seconds=1)
+    assert change["CreationDate"] == [yesterday.astimezone(datetime.UTC).isoformat("T", "seconds")]
+    changed = datetime.datetime.fromisoformat(change["EventDate"][0])
+    assert abs(changed - datetime.datetime.now(datetime.UTC)) < datetime.timedelta(seconds=30)
     assert change["StatusDetail"] == ["approved -> rejected"]
     assert change["DeltaPayout"] == ["-20.00"] and change["Payout"] == ["50.00"]
 
