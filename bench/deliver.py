@@ -18,8 +18,9 @@ last batch's records:
   on POSTBACKS_SENDER_THREADS threads), with 1 and then 2 workers.
 
 The bench process writes the deliveries itself (a spot with an outgoing
-postback to the receiver, a client and a conversion seeded once, then N
-Delivery rows, pending and due now, in one bulk insert) and tells the loops
+postback to the receiver and a client seeded once, then N conversions of it
+and a Delivery of each, pending and due now, in bulk inserts: a conversion's
+own events to one target go out one after another) and tells the loops
 the way a writer does: `postbacks.queue.look()`, which enqueues one look job
 in Redis mode. The embedded loop cannot be told from another process: it
 sees the rows at its next poll, every POSTBACKS_EMBEDDED_POLL seconds, which
@@ -129,6 +130,18 @@ class Deliveries:
         self.receivers, self.timeout, self.looks = receivers, timeout, looks
         self.senders = senders  # () -> the processes that send: [Popen]
 
+    def conversions(self, count):
+        from crm.models import Conversion
+
+        c, batch = self.conversion, uuid.uuid4().hex[:8]
+        made = [
+            Conversion(spot_id=c.spot_id, client_id=c.client_id, goal_id=c.goal_id, amount=5)
+            for _ in range(count)
+        ]
+        for n, conversion in enumerate(made):
+            conversion.tid = f"bench-{batch}-{n}"
+        return Conversion.objects.bulk_create(made, batch_size=1000)
+
     def measure(self, target, count):
         from django.db import transaction
         from django.utils import timezone
@@ -139,17 +152,20 @@ class Deliveries:
         receiver = self.receivers[target]
         common.reset_received(receiver)
         at = timezone.now()
-        rows = [
-            Delivery(
-                conversion=self.conversion,
-                spot_id=self.conversion.spot_id,
-                postback=self.postbacks[target],
-                status=Delivery.PENDING,
-                next_attempt=at,
-            )
-            for _ in range(count)
-        ]
         with transaction.atomic():
+            # An event each, of a conversion each, as the endpoint makes them:
+            # a conversion's own events to one target go out one after another.
+            conversions = self.conversions(count)
+            rows = [
+                Delivery(
+                    conversion=conversion,
+                    spot_id=self.conversion.spot_id,
+                    postback=self.postbacks[target],
+                    status=Delivery.PENDING,
+                    next_attempt=at,
+                )
+                for conversion in conversions
+            ]
             Delivery.objects.bulk_create(rows, batch_size=1000)
         senders = self.senders()
         cpu_before = [cpu_seconds(p.pid) for p in senders]
