@@ -19,7 +19,7 @@ from django.template.response import TemplateResponse
 from django.utils import dateformat, timezone
 from django.utils.html import format_html, format_html_join
 
-from crm import values
+from crm import rates, values
 from crm.links import client_links
 from crm.models import (
     ADVERT_KEYS,
@@ -515,6 +515,14 @@ def may_post_system(user):
     return user.has_perm("crm.change_message")
 
 
+def merged(rows):
+    """{currency: earliest day} of rate rows."""
+    since = {}
+    for row in rows:
+        since[row["currency"]] = min(row["day"], since.get(row["currency"], row["day"]))
+    return since
+
+
 class ExchangeRateForm(forms.ModelForm):
     class Meta:
         model = ExchangeRate
@@ -546,10 +554,30 @@ class ExchangeRateAdmin(admin.ModelAdmin):
     def rate_shown(self, obj):
         return f"1 {obj.base} = {values.plain(obj.rate)} {obj.currency}"
 
+    # A new, changed or removed rate revalues the conversions and spend of its
+    # currency from its day on: in the background (postbacks/periodic.py),
+    # never in this request.
+    def save_model(self, request, obj, form, change):
+        old = ExchangeRate.objects.filter(pk=obj.pk).values("currency", "day").first()
+        super().save_model(request, obj, form, change)
+        touched = [old] if old else []
+        if not old or form.has_changed():
+            rates.announce(merged([*touched, {"currency": obj.currency, "day": obj.day}]))
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        rates.announce({obj.currency: obj.day})
+
+    def delete_queryset(self, request, queryset):
+        gone = list(queryset.values("currency", "day"))
+        super().delete_queryset(request, queryset)
+        rates.announce(merged(gone))
+
     def changelist_view(self, request, extra_context=None):
         extra = {
             "subtitle": f"Per one {settings.REPORTING_CURRENCY} (the reporting currency); "
-            "import files with manage.py import_rates."
+            "fetched daily from the ECB by the workers, or import files with "
+            "manage.py import_rates."
         }
         return super().changelist_view(request, {**extra, **(extra_context or {})})
 

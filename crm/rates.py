@@ -14,12 +14,23 @@ Files read by `manage.py import_rates`:
   a euro rate for it;
 - a plain `date,currency,rate` CSV (header optional), rates already per unit
   of the reporting currency.
+
+The workers also fetch the ECB's daily file themselves (fetch_ecb, once a day,
+ECB_RATES_URL); a rate that is new or differs from the stored one is
+announced by `rates_changed`, on which the workers revalue (crm/revalue.py).
 """
 
 import bisect
 import csv
 import datetime
+import io
+import zipfile
 from decimal import Context, Decimal
+
+import requests
+from django.conf import settings
+from django.db import transaction
+from django.dispatch import Signal
 
 from crm import values
 from crm.models import ExchangeRate
@@ -28,6 +39,11 @@ ZERO = Decimal("0")
 # Wide enough for a 20-digit amount divided by a 12-place rate, before rounding.
 EXACT = Context(prec=60)
 MAX_RATE = Decimal(10) ** 18  # ExchangeRate.rate: 30 digits, 12 places
+
+# Sent (after commit) when rates of `currency` from `since` on were added or
+# changed: the amounts of that currency from that day on may be worth another
+# figure now. The workers revalue them (postbacks/periodic.py).
+rates_changed = Signal()
 
 
 def rate_on(currency, day):
@@ -168,3 +184,83 @@ def store(rates, base):
         update_fields=["rate"],
     )
     return len(rows)
+
+
+def changed_since(rates, base):
+    """{currency: earliest day} of the (day, currency, rate) rows that differ from the stored."""
+    rates = [(d, c, r.quantize(values.MIN_RATE, context=EXACT)) for d, c, r in rates]
+    stored = dict(
+        ((c, d), r)
+        for c, d, r in ExchangeRate.objects.filter(
+            base=base,
+            currency__in={c for _, c, _ in rates},
+            day__in={d for d, _, _ in rates},
+        ).values_list("currency", "day", "rate")
+    )
+    since = {}
+    for day, currency, rate in rates:
+        if stored.get((currency, day)) != rate:
+            since[currency] = min(day, since.get(currency, day))
+    return since
+
+
+def announce(since):
+    """Send rates_changed for each {currency: day} once the transaction commits."""
+    for currency, day in since.items():
+        transaction.on_commit(
+            lambda c=currency, d=day: rates_changed.send(ExchangeRate, currency=c, since=d)
+        )
+
+
+# -- fetching the ECB's daily file --------------------------------------------
+
+ECB_FILE = "eurofxref.zip"
+TIMEOUT = (5, 30)  # connect, read: seconds
+
+
+class FetchError(Exception):
+    pass
+
+
+def fetch_ecb(base=None):
+    """Download and read the ECB's latest daily rates: [(day, currency, rate per `base`)]."""
+    base = base or values.reporting_currency()
+    url = f"{settings.ECB_RATES_URL.rstrip('/')}/{ECB_FILE}"
+    try:
+        response = requests.get(url, timeout=TIMEOUT)
+    except requests.RequestException as e:
+        raise FetchError(f"{url}: {type(e).__name__}: {e}") from e
+    if response.status_code != 200:
+        raise FetchError(f"{url} answered HTTP {response.status_code}.")
+    try:
+        text = unpack(response.content)
+        found = [rate for line in read_file(io.StringIO(text), base) for rate in line]
+    except (BadFile, UnicodeDecodeError, zipfile.BadZipFile) as e:
+        raise FetchError(f"{url}: {e}") from e
+    if not found:
+        raise FetchError(f"{url} has no rate for {base} (the reporting currency).")
+    return found
+
+
+def unpack(content):
+    """The CSV text of the ECB's zip (one eurofxref.csv inside), or of a plain CSV answer."""
+    if not zipfile.is_zipfile(io.BytesIO(content)):
+        return content.decode("utf-8-sig")
+    with zipfile.ZipFile(io.BytesIO(content)) as z:
+        names = [n for n in z.namelist() if n.lower().endswith(".csv")]
+        if not names:
+            raise BadFile("the zip file holds no CSV file.")
+        return z.read(names[0]).decode("utf-8-sig")
+
+
+def fetch_and_store():
+    """Fetch the ECB's rates, store them and announce the new or changed ones.
+
+    Returns {currency: earliest changed day}."""
+    base = values.reporting_currency()
+    found = fetch_ecb(base)
+    with transaction.atomic():
+        since = changed_since(found, base)
+        store(found, base)
+        announce(since)
+    return since

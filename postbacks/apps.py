@@ -37,6 +37,10 @@ class PostbacksConfig(AppConfig):
         fanout.connect()  # a new client is a lead event for the targets that pick it
         waiting.connect()  # unmatched postbacks replay themselves when their client appears
 
+        from postbacks import periodic
+
+        periodic.connect()  # a changed rate revalues, asked spend is pulled: in the background
+
         from django.contrib import admin
 
         from postbacks import dashboard

@@ -117,7 +117,7 @@ def run_forever(stop=None, first_wait=0.0, interval=None):
 
 def look(pipeline, interval):
     """One pass of the loop; returns how long to sleep before the next (0: go on)."""
-    from postbacks import retention
+    from postbacks import periodic, retention
     from postbacks.batch import next_due
 
     if pipeline.step():
@@ -125,6 +125,7 @@ def look(pipeline, interval):
     if pipeline.full():
         return interval  # the ends of sends wake it
     retention.purge_daily()
+    periodic.tick()  # spend, exchange rates, revaluing (postbacks/periodic.py)
     due = next_due()
     if due is None:
         return interval

@@ -50,3 +50,17 @@ def deliver(delivery_id):
     pending = Delivery.objects.filter(pk=delivery_id, status=Delivery.PENDING)
     wait_until(pending.values_list("next_attempt", flat=True).first())
     return delivery.deliver(delivery_id)
+
+
+def revalue_rates(currency, since=None):
+    """A rate of `currency` from the day `since` was added or changed (postbacks/periodic.py)."""
+    from postbacks import periodic
+
+    return periodic.revalue_rates(currency, since)
+
+
+def import_spend(account_pk, since, until):
+    """Pull one ad account's spend of since..until (the ad accounts' admin action)."""
+    from postbacks import periodic
+
+    return periodic.import_spend(account_pk, since, until)

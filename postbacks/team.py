@@ -34,6 +34,7 @@ SETUP_MODELS = [
     "tracker.partner",
     "tracker.partnerpostback",
     "tracker.registrationlink",
+    "tracker.adaccount",
     "crm.customfield",
     "postbacks.outgoingpostback",
 ]

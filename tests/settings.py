@@ -25,3 +25,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     # deletes the file when the run ends.
     _name = os.path.join(tempfile.gettempdir(), f"tracker-test-{os.getpid()}.sqlite3")
     DATABASES["default"]["TEST"] = {"NAME": _name}  # noqa: F405
+# The workers fetch no exchange rates from the ECB in tests; a test that
+# wants them turns this on with a stand-in server's URL.
+ECB_FETCH = False

@@ -58,6 +58,12 @@ def made(label, **values):
     return lambda w: apps.get_model(label).objects.create(**values)
 
 
+def ad_account(spot):
+    return apps.get_model("tracker.adaccount").objects.create(
+        spot=spot, network="facebook", account_id="act_1", access_token="secret"
+    )
+
+
 def device(label):
     return lambda w: apps.get_model(label).objects.create(user=w.superuser, name="phone")
 
@@ -80,6 +86,7 @@ MODELS = {
     "tracker.partner": Page("LS", "LS", "LS", "S", lambda w: w.partner),
     "tracker.registrationlink": Page("LS", "LS", "LS", "S", lambda w: w.link),
     "tracker.partnerpreset": Page("LS", "", "S", "S", lambda w: w.presets["1win"]),
+    "tracker.adaccount": Page("LS", "LS", "LS", "S", lambda w: ad_account(w.spot)),
     "postbacks.outgoingpostback": Page("LS", "LS", "LS", "S", lambda w: w.own["postback"]),
     "postbacks.delivery": Page("MLS", "", "", "", lambda w: w.own["delivery"]),
     "postbacks.incomingpostback": Page("MLS", "", "", "", lambda w: w.own["incoming"]),
@@ -259,6 +266,7 @@ ACTIONS = {
         "LS", lambda w: {"apply": "1", "manager": w.team["bob"].pk}
     ),
     ("tracker.spot", "regenerate_tokens"): Action("LS"),
+    ("tracker.adaccount", "import_spend_now"): Action("LS"),
     ("crm.conversion", "mark_approved"): Action("LS"),
     ("crm.conversion", "mark_pending"): Action("LS"),
     ("crm.conversion", "mark_rejected"): Action("LS"),

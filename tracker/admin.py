@@ -554,4 +554,5 @@ class RegistrationLinkAdmin(admin.ModelAdmin):
         return copyable(obj.final_url, size=100)
 
 
+import tracker.admin_accounts  # noqa: E402,F401  (ad accounts of the spend import)
 from tracker import admin_rq  # noqa: E402,F401  (RQ dashboard, superusers only)

@@ -301,3 +301,16 @@ POSTBACKS_PIXEL_URLS = {
 INCOMING_KEEP_DAYS = env.int("INCOMING_KEEP_DAYS", default=90)
 ATTEMPTS_KEEP_DAYS = env.int("ATTEMPTS_KEEP_DAYS", default=90)
 POSTBACKS_UNMATCHED_LOOKBACK_DAYS = env.int("POSTBACKS_UNMATCHED_LOOKBACK_DAYS", default=30)
+
+# Spend pulled from the ad networks' reporting APIs (crm/spend_api.py), per ad
+# account of the admin, at the base URLs of POSTBACKS_PIXEL_URLS (the same
+# hosts serve the pixels and the reports). Every SPEND_IMPORT_INTERVAL seconds
+# the workers pull the last SPEND_IMPORT_DAYS days (today and yesterday: a
+# network still corrects yesterday's figures in the morning); 0 turns it off.
+SPEND_IMPORT_INTERVAL = env.int("SPEND_IMPORT_INTERVAL", default=3600)
+SPEND_IMPORT_DAYS = env.int("SPEND_IMPORT_DAYS", default=2)
+# The ECB's daily euro rates (crm/rates.py), fetched by the workers once a day
+# from ECB_RATES_URL/eurofxref.zip; a new or changed rate revalues the
+# conversions and spend it applies to in the background.
+ECB_FETCH = env.bool("ECB_FETCH", default=True)
+ECB_RATES_URL = env.str("ECB_RATES_URL", default="https://www.ecb.europa.eu/stats/eurofxref")

@@ -22,10 +22,20 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("path")
+        parser.add_argument("path", nargs="?")
+        parser.add_argument(
+            "--ecb",
+            action="store_true",
+            help="Fetch the ECB's latest daily rates (ECB_RATES_URL) instead of reading a file, "
+            "and revalue the conversions and spend they change, as the workers do once a day.",
+        )
 
     def handle(self, *args, **options):
         base, path = settings.REPORTING_CURRENCY, options["path"]
+        if options["ecb"] == bool(path):
+            raise CommandError("Give the path of a rate file, or --ecb to fetch the ECB's.")
+        if options["ecb"]:
+            return self.fetch()
         found = self.read(path, base)
         progress = Progress(len(found), "Storing rates", self.stderr)
         with transaction.atomic():
@@ -56,3 +66,20 @@ class Command(BaseCommand):
                 f"{path} has no rate for {base} (the reporting currency): nothing stored."
             )
         return found
+
+    def fetch(self):
+        from crm import revalue
+
+        try:
+            found = rates.fetch_ecb()
+        except rates.FetchError as e:
+            raise CommandError(f"Could not fetch the ECB's rates: {e} No rate was stored.") from e
+        base = settings.REPORTING_CURRENCY
+        with transaction.atomic():
+            since = rates.changed_since(found, base)
+            rates.store(found, base)
+        self.stdout.write(f"{len(found)} rate(s) per {base} of {found[0][0]} fetched.")
+        for currency, day in sorted(since.items()):
+            changed = revalue.revalue(currency, day)
+            self.stdout.write(f"{currency} from {day}: {changed} conversion(s) revalued.")
+        self.stdout.write(self.style.SUCCESS(f"{len(since)} currency(ies) new or changed."))
