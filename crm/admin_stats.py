@@ -412,7 +412,9 @@ class StatisticsAdmin(admin.ModelAdmin):
             raise PermissionDenied
         ticked = [c for c in request.POST.getlist("columns") if COLUMN_ID.fullmatch(c)][:200]
         known = {c for c in request.POST.getlist("known") if COLUMN_ID.fullmatch(c)}
-        keep = [] if "reset" in request.POST or set(ticked) >= known else ticked
+        # Every column ticked is "every column": goals added later show up too.
+        every = bool(known) and set(ticked) >= known
+        keep = [] if "reset" in request.POST or every else ticked
         ReportSettings.objects.update_or_create(user=request.user, defaults={"columns": keep})
         messages.success(
             request, "Your columns are saved." if keep else "Every column is shown again."
