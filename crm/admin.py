@@ -583,3 +583,4 @@ class ExchangeRateAdmin(admin.ModelAdmin):
 
 
 from crm import admin_stats  # noqa: E402,F401  (registers the statistics page)
+from crm import admin_spend  # noqa: E402,F401  (registers the spend list and its upload)

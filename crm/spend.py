@@ -318,3 +318,17 @@ def add_client_cost(client, cost):
             )
     except ValueError as e:
         log.warning("Click of client %s: cost left out, %s", client.pk, e)
+
+
+def delete_rows(rows):
+    """Delete spend rows (a queryset) and take their cost out of the rollup."""
+    with transaction.atomic():
+        locked = Spend.objects.select_for_update().filter(pk__in=rows.values("pk"))
+        minus = [
+            c
+            for row in locked.values("spot_id", "day", *DIMS, "reported_amount")
+            for c in row_contribution(row)
+        ]
+        deleted, _ = Spend.objects.filter(pk__in=rows.values("pk")).delete()
+        apply_cost(minus, [])
+    return deleted

@@ -36,6 +36,8 @@ SETUP_MODELS = [
     "tracker.registrationlink",
     "tracker.adaccount",
     "crm.customfield",
+    "crm.spend",
+    "crm.spendmapping",
     "postbacks.outgoingpostback",
 ]
 TEAM_LEAD_PERMISSIONS = [

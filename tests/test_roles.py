@@ -19,6 +19,7 @@ from django.contrib import admin
 from django.contrib.auth.models import AnonymousUser, Group
 from django.contrib.contenttypes.models import ContentType
 from django.contrib.messages import get_messages
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.http import HttpResponse
 from django.test import RequestFactory
 from django.urls import URLPattern, path, reverse
@@ -68,6 +69,18 @@ def device(label):
     return lambda w: apps.get_model(label).objects.create(user=w.superuser, name="phone")
 
 
+def spend_row(w):
+    return apps.get_model("crm.spend").objects.create(
+        spot=w.spot, day=datetime.date(2024, 1, 2), source="file:x", amount=1, currency="USD"
+    )
+
+
+def spend_file(w):
+    data = b"Day,Campaign name,Amount spent (USD)\n2026-03-02,c1,12.50\n"
+    upload = SimpleUploadedFile("spend.csv", data, content_type="text/csv")
+    return {"spot": w.spot.pk, "new_source": "Ads Manager", "file": upload, "_import": "1"}
+
+
 REQUEST = {"user_agent": "ua", "ip_address": "10.0.0.1", "username": "x", "http_accept": "*/*"}
 ATTEMPT = {**REQUEST, "get_data": "", "post_data": "", "failures_since_start": 1}
 
@@ -79,6 +92,9 @@ MODELS = {
     "crm.message": Page("MLS", "MLS", "LS", "S", lambda w: w.own["message"]),
     "crm.customfield": Page("LS", "LS", "LS", "S", lambda w: CustomField.objects.get()),
     "crm.exchangerate": Page("S", "S", "S", "S", lambda w: w.rate),
+    # Spend is written by clicks, files and ad networks only: read, or deleted by a superuser.
+    "crm.spend": Page("LS", "", "", "S", spend_row),
+    "crm.spendmapping": Page("LS", "LS", "LS", "S", made("crm.spendmapping", source="Ads")),
     # The statistics page; a row's own pages open for nobody (tested below).
     "crm.dailystat": Page("MLS", "", "", "", None),
     "tracker.spot": Page("LS", "LS", "LS", "S", lambda w: w.spot),
@@ -183,6 +199,7 @@ VIEWS = {
         "LS", "LS", form=today, touches=("postbacks.delivery",), ready=fail
     ),
     "crm_dailystat_csv": View("MLS", None),
+    "crm_spend_upload": View("LS", "LS", form=spend_file, touches=("crm.spend",)),
     # The statistics page's column chooser and report token: each user's own settings.
     "crm_dailystat_columns": View(
         None, "MLS", form=lambda w: {"columns": ["leads"]}, touches=("crm.reportsettings",)
