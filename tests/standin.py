@@ -10,8 +10,6 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
-
 
 @dataclass
 class Asked:
@@ -63,8 +61,8 @@ def make_handler(standin):
     return Handler
 
 
-@pytest.fixture
-def standin():
+def serve():
+    """A test module's fixture yields from this: `yield from standin.serve()`."""
     box = StandIn()
     server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(box))
     server.daemon_threads = True

@@ -10,12 +10,18 @@ from django.utils import timezone
 
 from crm import spend_api
 from crm.models import DailyStat, Spend
-from tests.standin import standin  # noqa: F401  (the fixture)
+from tests import standin as stand_in
 from tracker.models import AdAccount
 
 TODAY = timezone.localdate()
 DAY1, DAY2 = TODAY - datetime.timedelta(days=2), TODAY - datetime.timedelta(days=1)
 PATH = f"/{spend_api.FACEBOOK_VERSION}/act_123/insights"
+
+
+@pytest.fixture
+def standin():
+    """A stand-in of the outside API on 127.0.0.1."""
+    yield from stand_in.serve()
 
 
 def row(day, campaign, ad, spend, currency="USD"):
@@ -57,17 +63,13 @@ def account(spot, standin, settings):
 
 
 def cost(spot, campaign, day=None, basis=DailyStat.CONVERSION):
-    rows = DailyStat.objects.filter(
-        grain="c", basis=basis, spot=spot, goal_pk=0, campaign=campaign
-    )
+    rows = DailyStat.objects.filter(grain="c", basis=basis, spot=spot, goal_pk=0, campaign=campaign)
     if day:
         rows = rows.filter(day=day)
     return rows.aggregate(total=Sum("cost"))["total"] or Decimal("0")
 
 
-def test_two_days_of_two_campaigns_over_two_pages_land_as_spend_and_cost(
-    spot, account, standin
-):
+def test_two_days_of_two_campaigns_over_two_pages_land_as_spend_and_cost(spot, account, standin):
     pages(
         standin,
         [row(DAY1, "c1", "a1", "10.50"), row(DAY1, "c2", "a2", "4.25")],
