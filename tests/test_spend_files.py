@@ -1,8 +1,10 @@
 import datetime
 import io
+import os
 import re
 from decimal import Decimal
 from html import unescape
+from pathlib import Path
 
 import openpyxl
 import pytest
@@ -248,3 +250,42 @@ def test_deleting_spend_takes_its_cost_out(admin_client, spot):
     assert answer.status_code == 302
     assert cost(datetime.date(2026, 3, 1)) == Decimal("0")
     assert cost(datetime.date(2026, 3, 2)) == Decimal("7.25")
+
+
+LONG = "Brazil spring lookalike audience casino bot campaign with a rather long name"
+
+
+@pytest.mark.browser
+def test_the_upload_previews_and_imports_in_a_browser_within_1366_px(
+    admin_page, live_server, tmp_path
+):
+    from tracker.models import Spot
+
+    spot = Spot.objects.create(name="Casino bot", slug="casino-bot", currency="USD")
+    lines = [
+        f"2026-03-0{d},{LONG} {k},{LONG} set,{LONG} ad,BR,{k}.{d}5"
+        for d in (1, 2)
+        for k in range(15)
+    ]
+    path = tmp_path / "ads-manager.csv"
+    path.write_text(
+        "Day,Campaign name,Ad set name,Ad name,Country,Amount spent (USD)\n" + "\n".join(lines)
+    )
+    shots = Path(os.environ.get("SCREENSHOT_DIR") or tmp_path)
+    page = admin_page
+    page.set_viewport_size({"width": 1366, "height": 768})
+    page.goto(f"{live_server.url}/admin/crm/spend/")
+    page.click("#spend-upload-link")
+    page.select_option("#id_spot", str(spot.pk))
+    page.fill("#id_new_source", "Ads Manager")
+    page.set_input_files("#id_file", str(path))
+    page.click("input[name=_preview]")
+    page.wait_for_selector("#spend-days")
+    page.screenshot(path=shots / "spend-upload-preview-1366.png", full_page=True)
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 1366
+    assert page.locator("#spend-days tbody tr").count() == 2
+    page.click("#spend-import")
+    page.wait_for_selector("#spend-done")
+    page.screenshot(path=shots / "spend-upload-done-1366.png", full_page=True)
+    assert "Imported 30 lines of 30 read" in page.inner_text("#spend-done")
+    assert Spend.objects.count() == 30
