@@ -1,16 +1,19 @@
-"""Time the statistics page at 100k and at 10M conversions (PostgreSQL).
+"""Time the statistics page, with cost, at 100k and at 10M conversions (PostgreSQL).
 
 For each size it fills a scratch database with a year of clients and
 conversions made in SQL (generate_series, not the ORM), rebuilds the rollup
-with `manage.py rebuild_stats`, and times the page's server-side work,
-`crm.report.build`, and the whole admin page (django.test.Client, logged in
-as a superuser) for 14 and 90 days by campaign, by day × geo, and 90 days by
+with `manage.py rebuild_stats`, adds a year of spend (1 million rows by
+default, --spend) and its cost to the rollup, and times the page's
+server-side work, `crm.report.build` with cost and the revenue-against-cost
+series, and the whole admin page (django.test.Client, logged in as a
+superuser) for 14 and 90 days by campaign, by day × geo, and 90 days by
 campaign then geo. Then a table: milliseconds at each size, the growth from
 the smallest size to the largest, and PASS or MISS against the targets
 (< 300 ms at the largest size, growth ≤ 3×).
 
     .venv/bin/python bench/statistics_page.py                         # 100k and 10M
     .venv/bin/python bench/statistics_page.py --sizes 100000,1000000  # a quick run
+    .venv/bin/python bench/statistics_page.py --spend 100000          # less spend
 
 Its database, `bench_stats` on BENCH_POSTGRES (postgres://postgres@127.0.0.1:5432),
 is dropped and created at the start and dropped at the end (kept with --keep).
@@ -166,7 +169,9 @@ def generate(conn, conversions, fx):
         "depositors": depositors,
         "redeps": redeps,
     }
-    conn.execute("TRUNCATE crm_dailystat, crm_conversion, crm_client RESTART IDENTITY CASCADE")
+    conn.execute(
+        "TRUNCATE crm_dailystat, crm_conversion, crm_client, crm_spend RESTART IDENTITY CASCADE"
+    )
     conn.execute("SELECT setseed(0.42)")
     definitions, _ = timed_step(
         "  dropping client and conversion indexes", lambda: drop_indexes(conn)
@@ -301,6 +306,89 @@ JOIN tracker_goal g ON g.spot_id = c.spot_id AND g.token = 'redep'
 """
 
 
+# Spend as the ad networks report it: per day and ad (with its ad set, campaign
+# and spot), a geo, 15% in EUR. Row n is day n % DAYS and ad k * 2089 % ADS of
+# k = n / DAYS (2089 is prime to ADS): no two rows share a key, and the ads
+# of every campaign get some, whatever the number of rows.
+ADS = SPOTS * CAMPAIGNS_PER_SPOT * ADSETS_PER_CAMPAIGN * ADS_PER_ADSET
+SPEND_SQL = """
+INSERT INTO crm_spend (
+    day, spot_id, source, campaign, adset, ad, geo, amount, currency, reported_amount, updated)
+SELECT day, (%(spots)s::bigint[])[1 + campaign / %(campaigns)s], 'facebook:act_bench',
+       (120200000000000000 + campaign)::text,
+       (120210000000000000 + campaign * %(adsets)s + adset)::text,
+       (120220000000000000 + (campaign * %(adsets)s + adset) * %(ads)s + ad)::text,
+       geo, amount, currency,
+       CASE WHEN currency = 'EUR' THEN round(amount * 1.0850, 8) ELSE amount END, now()
+FROM (
+    SELECT current_date - (n %% %(days)s) AS day,
+           ad_n / (%(adsets)s * %(ads)s) AS campaign,
+           ad_n / %(ads)s %% %(adsets)s AS adset,
+           ad_n %% %(ads)s AS ad,
+           (%(geos)s::text[])[1 + floor(array_length(%(geos)s::text[], 1) * random() ^ 3)::int]
+               AS geo,
+           round((1 + 199 * random())::numeric, 2) AS amount,
+           CASE WHEN random() < 0.15 THEN 'EUR' ELSE 'USD' END AS currency
+    FROM (SELECT n, (n / %(days)s) * 2089 %% %(all_ads)s AS ad_n
+          FROM generate_series(0, %(rows)s - 1) n) s
+) r
+"""
+
+
+def generate_spend(conn, rows, fx):
+    params = {
+        "rows": min(rows, DAYS * ADS),
+        "spots": fx["spots"],
+        "campaigns": CAMPAIGNS_PER_SPOT,
+        "adsets": ADSETS_PER_CAMPAIGN,
+        "ads": ADS_PER_ADSET,
+        "all_ads": ADS,
+        "geos": GEOS,
+        "days": DAYS,
+    }
+    conn.execute(SPEND_SQL, params)
+    return params["rows"]
+
+
+def add_cost(conn):
+    """The spend's cost onto the rollup's leads rows, at every grain and on both
+    bases, with manager and partner 0: what crm.spend keeps (crm.spend.cost_rows),
+    written as one INSERT … SELECT … ON CONFLICT per grain and basis, as
+    crm.stats.rebuild_spot writes the counts."""
+    from crm import stats
+    from crm.models import DailyStat
+
+    key = ", ".join(stats.KEY)
+    for grain, kept in stats.GRAINS.items():
+        dims = [name if name in kept else "''" for name in ("campaign", "adset", "ad", "geo")]
+        grouped = ", ".join(["day", "spot_id", *(d for d in dims if d != "''")])
+        for basis in (DailyStat.CONVERSION, DailyStat.CLICK):
+            conn.execute(
+                f"""
+                INSERT INTO crm_dailystat ({key}, count, amount, unrated, cost, cost_unrated)
+                SELECT %s, %s, day, spot_id, 0, {", ".join(dims)}, 0, 0, 0, 0, 0,
+                       coalesce(sum(reported_amount), 0), count(*) - count(reported_amount)
+                FROM crm_spend GROUP BY {grouped}
+                ON CONFLICT ({key}) DO UPDATE SET
+                    cost = crm_dailystat.cost + excluded.cost,
+                    cost_unrated = crm_dailystat.cost_unrated + excluded.cost_unrated
+                """,
+                [grain, basis],
+            )
+
+
+def check_cost(conn):
+    """The rollup's cost at each grain equals the spend's, twice (one per basis)."""
+    spent = conn.execute("SELECT coalesce(sum(reported_amount), 0) FROM crm_spend").fetchone()[0]
+    per_grain = dict(
+        conn.execute("SELECT grain, sum(cost) FROM crm_dailystat GROUP BY grain").fetchall()
+    )
+    wrong = {g: c for g, c in per_grain.items() if c != 2 * spent}
+    if wrong:
+        raise RuntimeError(f"rollup cost {wrong} is not twice the spend {spent}")
+    return spent
+
+
 # -- the rebuild and the measurements --------------------------------------------------
 
 
@@ -324,7 +412,7 @@ def vacuum_analyze():
     from django.db import connection
 
     with connection.cursor() as cursor:
-        for table in ("crm_dailystat", *TABLES):
+        for table in ("crm_dailystat", "crm_spend", *TABLES):
             cursor.execute(f"VACUUM (ANALYZE) {table}")
 
 
@@ -395,7 +483,7 @@ def measure(client, runs):
         query = query_of(case)
 
         def build(q=query):
-            return report.build(q)
+            return report.build(q, daily=True)  # as the page: with its revenue and cost per day
 
         url = page_url(query)
 
@@ -412,11 +500,15 @@ def measure(client, runs):
             "page": median_ms(page, runs)[0],
             "rows": rows_read(query),
             "lines": lines,
+            "revenue": built.total.revenue,
+            "cost": built.total.cost,
+            "roi": built.total.value("roi"),
         }
         r = results[case[0]]
         common.progress(
             f"  {case[0]:26s} report {r['report']:7.1f} ms  page {r['page']:7.1f} ms  "
-            f"rollup rows read {r['rows']:,}, report lines {lines:,}  load {common.loadavg()}"
+            f"rollup rows read {r['rows']:,}, report lines {lines:,}, "
+            f"cost {r['cost']:,.0f}  load {common.loadavg()}"
         )
     return results
 
@@ -436,8 +528,8 @@ def explain(case):
         return sql, "\n".join(row[0] for row in cursor.fetchall())
 
 
-def run_size(conn, size, fx, client, runs):
-    common.progress(f"== {size_label(size)} conversions")
+def run_size(conn, size, fx, client, runs, spend_rows):
+    common.progress(f"== {size_label(size)} conversions, {size_label(spend_rows)} spend rows")
     start = time.perf_counter()
     clients, steps = generate(conn, size, fx)
     steps["generate"] = time.perf_counter() - start
@@ -445,6 +537,12 @@ def run_size(conn, size, fx, client, runs):
         f"generated {clients:,} clients and {size:,} conversions in {steps['generate']:.1f} s"
     )
     _, steps["rebuild"] = timed_step("manage.py rebuild_stats", rebuild)
+    spend_rows, steps["spend"] = timed_step(
+        f"  {spend_rows:,} spend rows", lambda: generate_spend(conn, spend_rows, fx)
+    )
+    _, steps["cost"] = timed_step("  their cost onto the rollup", lambda: add_cost(conn))
+    spent = check_cost(conn)
+    common.progress(f"spend {spent:,.2f} in the reporting currency, on the rollup at every grain")
     grains = rollup_rows()
     common.progress(
         "rollup rows per grain: "
@@ -453,7 +551,13 @@ def run_size(conn, size, fx, client, runs):
     )
     _, steps["vacuum"] = timed_step("VACUUM ANALYZE", vacuum_analyze)
     common.progress(f"timing the page (warm once, median of {runs})")
-    return {"clients": clients, "steps": steps, "grains": grains, "cases": measure(client, runs)}
+    return {
+        "clients": clients,
+        "spend": spend_rows,
+        "steps": steps,
+        "grains": grains,
+        "cases": measure(client, runs),
+    }
 
 
 # -- the summary --------------------------------------------------------------------------
@@ -463,7 +567,8 @@ def summary(sizes, results, runs):
     labels = [size_label(s) for s in sizes]
     print()
     print(
-        f"Statistics page, PostgreSQL, {SPOTS} spots, a year of data; "
+        f"Statistics page with cost, PostgreSQL, {SPOTS} spots, a year of data and "
+        f"{size_label(results[sizes[-1]]['spend'])} spend rows; "
         f"server time in ms, warm, median of {runs}; load {common.loadavg()}"
     )
     headers = ["case", "timed", *(f"{x} ms" for x in labels), "growth"]
@@ -503,14 +608,34 @@ def summary(sizes, results, runs):
         ],
     )
     print()
-    print("Data and rebuild, seconds")
-    step_names = ["clients", "regs", "deps", "redeps", "indexes", "generate", "rebuild", "vacuum"]
+    print(f"The report with cost at {labels[-1]} (all spots, conversion date)")
+    largest = results[sizes[-1]]["cases"]
     common.table(
-        ["size", "clients", *step_names, "rollup rows"],
+        ["case", "revenue", "cost", "profit", "ROI"],
+        [
+            [
+                name,
+                f"{largest[name]['revenue']:,.2f}",
+                f"{largest[name]['cost']:,.2f}",
+                f"{largest[name]['revenue'] - largest[name]['cost']:,.2f}",
+                "" if largest[name]["roi"] is None else f"{largest[name]['roi']:.1f}%",
+            ]
+            for name, *_rest in CASES
+        ],
+    )
+    print()
+    print("Data and rebuild, seconds")
+    step_names = [
+        "clients", "regs", "deps", "redeps", "indexes", "generate", "rebuild", "spend", "cost",
+        "vacuum",
+    ]  # fmt: skip
+    common.table(
+        ["size", "clients", "spend rows", *step_names, "rollup rows"],
         [
             [
                 size_label(s),
                 f"{results[s]['clients']:,}",
+                f"{results[s]['spend']:,}",
                 *(f"{results[s]['steps'][k]:.1f}" for k in step_names),
                 f"{sum(results[s]['grains'].values()):,}",
             ]
@@ -538,6 +663,12 @@ def main():
         "--sizes",
         default="100000,10000000",
         help="conversions per measurement, comma separated (default 100000,10000000)",
+    )
+    parser.add_argument(
+        "--spend",
+        type=int,
+        default=1_000_000,
+        help="spend rows at every size (default 1000000; at most a row per ad and day)",
     )
     parser.add_argument("--runs", type=int, default=5, help="timed runs per case (median)")
     parser.add_argument("--keep", action="store_true", help="keep the bench_stats database")
@@ -578,7 +709,7 @@ def main():
             results = {}
             try:
                 for size in sizes:
-                    results[size] = run_size(conn, size, fx, client, args.runs)
+                    results[size] = run_size(conn, size, fx, client, args.runs, args.spend)
             finally:
                 conn.close()
             misses = summary(sizes, results, args.runs)

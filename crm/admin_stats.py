@@ -290,6 +290,7 @@ def money_chart(rep):
         chart_id="stats-money-chart",
         label="Revenue and cost per day",
         axis=values.money_axis,
+        width=600,  # drawn at half the page: text stays readable
         colours=charts.MONEY_COLOURS,
     )
 
