@@ -1,5 +1,7 @@
 """Test settings: the real settings with a throwaway secret and plain static files."""
 
+import atexit
+import contextlib
 import os
 import tempfile
 
@@ -21,10 +23,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     # threads writing at once (the delivery loop and a request) fail at once
     # with "database table is locked", as the busy timeout does not cover
     # shared-cache locks; on a file the second waits its turn. A name of this
-    # run's own, as other runs may use the same checkout at once; Django
-    # deletes the file when the run ends.
+    # run's own, as other runs may use the same checkout at once.
     _name = os.path.join(tempfile.gettempdir(), f"tracker-test-{os.getpid()}.sqlite3")
     DATABASES["default"]["TEST"] = {"NAME": _name}  # noqa: F405
+
+    @atexit.register
+    def _remove_test_database():
+        # Django deletes the database file; SQLite leaves its WAL beside it
+        # when a thread's connection was still open then (a live server's).
+        for path in (_name, f"{_name}-wal", f"{_name}-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+
+
 # The workers fetch no exchange rates from the ECB in tests; a test that
 # wants them turns this on with a stand-in server's URL.
 ECB_FETCH = False
