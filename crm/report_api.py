@@ -87,6 +87,10 @@ def report_api(request):
         if not may_read(found.user):
             return error("This token's user may not read the statistics.", 403)
         manager, columns = own_figures(found.user), found.columns
+    preset = request.GET.get("preset")
+    if preset is not None and preset not in dict(report.PRESETS):
+        known = ", ".join(name for name, _ in report.PRESETS)
+        return error(f"Unknown preset {clean_text(preset)[:40]!r}; known: {known}.", 400)
     form, query = read_query(request.GET, manager, columns)
     if not form.is_valid():
         return error(form_errors(form), 400)

@@ -2,6 +2,7 @@
 report token, the same lines as the page's CSV, a manager's own figures only."""
 
 import csv
+import datetime
 import io
 from decimal import Decimal
 
@@ -72,6 +73,13 @@ def test_the_json_with_a_user_token_equals_the_csv(admin_client, figures, query)
     assert body["currency"] == "USD" and body["ok"] is True
 
 
+def test_a_preset_names_the_days_in_the_installation_s_time_zone(client, figures):
+    body = get(client, "preset=yesterday", x_api_key=figures.api_key).json()
+    yesterday = (timezone.localdate() - datetime.timedelta(days=1)).isoformat()
+    assert (body["date_from"], body["date_to"]) == (yesterday, yesterday)
+    assert body["rows"] == [] and body["total"]["leads"] == 0
+
+
 def test_a_spot_key_reads_only_its_spot_with_cost(client, figures):
     body = get(client, "group=campaign", x_api_key=figures.api_key).json()
     rows = {r["campaign"]: r for r in body["rows"]}
@@ -131,6 +139,7 @@ def test_a_token_stops_working_when_its_user_may_no_longer_read(client, figures,
         ("group=nope", {"spot": True}, 400, "group"),
         ("columns=leads,zzz", {"spot": True}, 400, "'zzz'"),
         ("spot=abc", {"spot": True}, 403, "only the spot"),
+        ("preset=someday", {"spot": True}, 400, "Unknown preset"),
     ],
 )
 def test_bad_requests_answer_json_4xx_with_a_message(
