@@ -1,10 +1,12 @@
 """The statistics page's column chooser: each user's choice is kept for them
 (crm.ReportSettings.columns) and shapes their page and CSV, not anyone else's."""
 
+import datetime
 from decimal import Decimal
 
 import pytest
 
+from crm import report
 from crm.models import Client, ReportSettings
 
 URL = "/admin/crm/dailystat/"
@@ -83,3 +85,29 @@ def test_rows_still_sort_by_revenue_when_it_is_hidden(client, traffic, team):
     rows = client.get(f"{URL}?group=campaign").context["rows"]
     assert [r["cells"][0] for r in rows] == ["c1", "c2"]
     assert client.get(f"{URL}?group=campaign&sort=-profit").status_code == 200
+
+
+@pytest.mark.browser
+def test_a_media_buyer_picks_columns_compares_and_takes_a_preset_in_a_browser(
+    admin_page, live_server, traffic
+):
+    page = admin_page
+    page.goto(f"{live_server.url}{URL}?group=campaign")
+    page.locator("#stats-columns summary").click()
+    for box in page.locator("#stats-columns input[name=columns]").all():
+        box.set_checked(box.get_attribute("value") in ("leads", "revenue", "profit"))
+    page.locator("#stats-columns input[value='Save columns']").click()
+    page.wait_for_selector("#stats-table")
+    heads = [t.strip() for t in page.locator("#stats-table thead th").all_text_contents()]
+    assert heads == ["Campaign", "Leads", "Revenue (USD)", "Profit (USD)"]
+    assert page.locator(".messagelist").inner_text().strip() == "Your columns are saved."
+    page.locator("#id_compare").check()
+    page.locator("#stats-filter input[type=submit]").click()
+    page.wait_for_url("**compare=on**")
+    assert page.locator("#stats-table small.delta").count() > 0
+    assert page.locator("#stats-table td.gain").count() >= 1  # c1's profit, in green
+    page.locator("#stats-presets a[data-preset=yesterday]").click()
+    page.wait_for_url("**preset=yesterday**")
+    yesterday = report.local_today() - datetime.timedelta(days=1)
+    assert page.locator("#id_date_from").input_value() == yesterday.isoformat()
+    assert page.locator("svg#stats-money-chart polyline.series").count() == 2
