@@ -45,9 +45,6 @@ RATES = [  # (id, title, part, whole): conversion rates between goals (CR is per
     ("dep_rate", "Dep per reg", "dep", "reg"),
     ("redep_rate", "Redep per dep", "redep", "dep"),
 ]
-# Columns worth only with cost: a manager's own figures have none (spend is per
-# campaign, not per client, so it has no manager).
-COST_COLUMNS = ("cost", "profit", "roi")
 
 
 @dataclass
@@ -131,8 +128,7 @@ class Row:
             return per(self.cost, self.counts.get(token, 0))
         for rid, _, part, whole in RATES:
             if rid == column_id:
-                base = self.leads if whole is None else self.counts.get(whole, 0)
-                return rate(self.counts.get(part, 0), base)
+                return rate(self.counts.get(part, 0), self.counts.get(whole, 0))
         return None
 
 
@@ -193,6 +189,7 @@ def build(query, daily=False):
     total = Row((), ("Total",))
     for row in found:
         total.add(row)
+    # Spend has no manager (it is bought per campaign): a manager's own figures have no cost.
     every = report_columns(goals, spot_names, with_cost=query.manager is None)
     rep = Report(
         query=query,
