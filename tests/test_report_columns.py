@@ -2,7 +2,9 @@
 (crm.ReportSettings.columns) and shapes their page and CSV, not anyone else's."""
 
 import datetime
+import os
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -106,6 +108,8 @@ def test_a_media_buyer_picks_columns_compares_and_takes_a_preset_in_a_browser(
     page.wait_for_url("**compare=on**")
     assert page.locator("#stats-table small.delta").count() > 0
     assert page.locator("#stats-table td.gain").count() >= 1  # c1's profit, in green
+    if os.environ.get("SCREENSHOT_DIR"):
+        page.screenshot(path=Path(os.environ["SCREENSHOT_DIR"]) / "statistics-compare.png")
     page.locator("#stats-presets a[data-preset=yesterday]").click()
     page.wait_for_url("**preset=yesterday**")
     yesterday = report.local_today() - datetime.timedelta(days=1)
