@@ -109,6 +109,15 @@ def test_a_manager_s_token_reads_only_their_figures_in_their_columns(client, fig
     assert asked["rows"] == [{"geo": "DE", "leads": 1}]
 
 
+def test_a_manager_s_json_equals_their_csv(client, figures, team):
+    client.force_login(team["ann"])
+    token = take_token(client)
+    for query in ("group=campaign", "group=day&then=geo", "group=manager"):
+        body = get(client.__class__(), query, authorization=f"Bearer {token}").json()
+        assert as_lines(body) == csv_lines(client, query)
+        assert body["total"]["revenue"] == "100" and "cost" not in body["total"]
+
+
 def test_a_new_token_replaces_the_old_one_and_only_its_hash_is_kept(admin_client, figures):
     first = take_token(admin_client)
     second = take_token(admin_client)
