@@ -21,7 +21,7 @@ The bench process writes the deliveries itself (a spot with an outgoing
 postback to the receiver and a client seeded once, then N conversions of it
 and a Delivery of each, pending and due now, in bulk inserts: a conversion's
 own events to one target go out one after another) and tells the loops
-the way a writer does: `postbacks.queue.look()`, which enqueues one look job
+the way a writer does: `postbacks.loops.queue.look()`, which enqueues one look job
 in Redis mode. The embedded loop cannot be told from another process: it
 sees the rows at its next poll, every POSTBACKS_EMBEDDED_POLL seconds, which
 `--poll` sets (0.05 s here; 1 s by default in the project: the web process
@@ -146,7 +146,7 @@ class Deliveries:
         from django.db import transaction
         from django.utils import timezone
 
-        from postbacks import queue
+        from postbacks.loops import queue
         from postbacks.models import Delivery
 
         receiver = self.receivers[target]
@@ -174,7 +174,7 @@ class Deliveries:
         queue.look()  # what a writer does once its transaction commits
         if queue.redis_mode():
             for _ in range(self.looks - 1):  # --looks: more jobs, to wake more loops
-                queue.get_queue().enqueue("postbacks.jobs.look")
+                queue.get_queue().enqueue("postbacks.loops.jobs.look")
         seen = wait_received(receiver, count, written + self.timeout, self.run)
         recorded = wait_recorded(written + self.timeout, self.run)
         cpu = [cpu_seconds(p.pid) - b for p, b in zip(senders, cpu_before, strict=True)]
@@ -278,7 +278,7 @@ class Workers:
     def count(self):
         from rq import Worker
 
-        from postbacks import queue
+        from postbacks.loops import queue
 
         return Worker.count(connection=queue.get_queue().connection)
 

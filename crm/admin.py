@@ -555,7 +555,7 @@ class ExchangeRateAdmin(admin.ModelAdmin):
         return f"1 {obj.base} = {values.plain(obj.rate)} {obj.currency}"
 
     # A new, changed or removed rate revalues the conversions and spend of its
-    # currency from its day on: in the background (postbacks/periodic.py),
+    # currency from its day on: in the background (postbacks/loops/periodic.py),
     # never in this request.
     def save_model(self, request, obj, form, change):
         old = ExchangeRate.objects.filter(pk=obj.pk).values("currency", "day").first()
@@ -582,5 +582,5 @@ class ExchangeRateAdmin(admin.ModelAdmin):
         return super().changelist_view(request, {**extra, **(extra_context or {})})
 
 
-from crm import admin_stats  # noqa: E402,F401  (registers the statistics page)
-from crm import admin_spend  # noqa: E402,F401  (registers the spend list and its upload)
+# Registers the statistics page, and the spend list with its upload.
+from crm import admin_spend, admin_stats  # noqa: E402,F401

@@ -349,7 +349,7 @@ def repeat_deposit_note(first_dep):
 
 @functools.cache
 def _deciding_sql():
-    # Raw SQL built once, as the endpoint's other reads (postbacks/incoming.py,
+    # Raw SQL built once, as the endpoint's other reads (postbacks/incoming/process.py,
     # 4.). %s: the client; the goals whose conversions decide (the first
     # deposit, the registration; None for none); the goals a tid may repeat
     # and the tid, twice (none repeats without one).

@@ -42,7 +42,7 @@ MAX_RATE = Decimal(10) ** 18  # ExchangeRate.rate: 30 digits, 12 places
 
 # Sent (after commit) when rates of `currency` from `since` on were added or
 # changed: the amounts of that currency from that day on may be worth another
-# figure now. The workers revalue them (postbacks/periodic.py).
+# figure now. The workers revalue them (postbacks/loops/periodic.py).
 rates_changed = Signal()
 
 

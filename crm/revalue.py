@@ -3,7 +3,7 @@
 A rate of a currency on a day applies to that day and to the days after it
 until the next rate (crm/rates.py), so a new or changed rate may change the
 reporting-currency figure of every amount of its currency from its day on.
-The workers call this in the background (postbacks/periodic.py); the
+The workers call this in the background (postbacks/loops/periodic.py); the
 statistics move with each figure, as `manage.py revalue_conversions` does it.
 """
 

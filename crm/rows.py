@@ -1,7 +1,7 @@
 """Raw SQL's rows as models, for the reads of the hot paths.
 
 Why the click, the incoming postback and a delivery loop's pass read with raw
-SQL built once is said in postbacks/incoming.py (4.). QuerySet.raw would
+SQL built once is said in postbacks/incoming/process.py (4.). QuerySet.raw would
 turn the rows into models, but it works out the columns, their order and
 their converters again for every query, O(columns²), which on those paths
 cost more CPU than the query. A Reader does that once per model and thread

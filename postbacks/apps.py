@@ -32,18 +32,22 @@ class PostbacksConfig(AppConfig):
 
         preset_applied.connect(create_locked_outgoing, dispatch_uid="preset_locked_outgoing")
 
-        from postbacks import fanout, waiting
+        from postbacks.delivery import fanout
+        from postbacks.incoming import replay
 
         fanout.connect()  # a new client is a lead event for the targets that pick it
-        waiting.connect()  # unmatched postbacks replay themselves when their client appears
+        replay.connect()  # unmatched postbacks replay themselves when their client appears
 
-        from postbacks import periodic
+        from postbacks import wake
+        from postbacks.loops import periodic, queue
+
+        wake.set_look(queue.look)  # writers of deliveries wake the loops through wake.py
 
         periodic.connect()  # a changed rate revalues, asked spend is pulled: in the background
 
         from django.contrib import admin
 
-        from postbacks import dashboard
+        from postbacks.admin import dashboard
 
         # The admin home's figures and alerts (tracker's site may not import them).
         admin.site.dashboard = dashboard.context
@@ -52,9 +56,9 @@ class PostbacksConfig(AppConfig):
 
         from postbacks import checks  # noqa: F401  (registers the system checks)
 
-        # With Redis the workers send (postbacks/worker.py); without it, the web process.
+        # With Redis the workers send (postbacks/loops/worker.py); without it, the web process.
         if not settings.REDIS_URL and _serving():
             # Embedded mode: this process sends the postbacks itself.
-            from postbacks import embedded
+            from postbacks.loops import embedded
 
             embedded.start()

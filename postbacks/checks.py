@@ -32,7 +32,7 @@ def delivery_deadlines(app_configs, **kwargs):
     return errors
 
 
-# The claim of a delivery batch is one UPDATE … RETURNING (postbacks/batch.py).
+# The claim of a delivery batch is one UPDATE … RETURNING (postbacks/delivery/batch.py).
 SQLITE_MIN = (3, 35)
 
 

@@ -16,8 +16,8 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from postbacks import order
-from postbacks.delivery import due_q
+from postbacks.delivery import order
+from postbacks.delivery.attempts import due_q
 from postbacks.models import Delivery
 from tracker.unavailable import RETRY_AFTER, reason
 

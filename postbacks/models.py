@@ -7,7 +7,7 @@ from django.db import models
 from django.utils import timezone
 
 from crm.models import Client, Conversion
-from postbacks import queue
+from postbacks import wake
 from tracker.models import Goal, Partner, Pixel, SendsStatuses, Spot
 
 
@@ -214,7 +214,7 @@ class OutgoingPostback(SendsStatuses):
 
     def clean(self):
         super().clean()
-        from postbacks.validation import clean_outgoing
+        from postbacks.delivery.validation import clean_outgoing
 
         clean_outgoing(self)
 
@@ -226,7 +226,7 @@ class OutgoingPostback(SendsStatuses):
             status=Delivery.PENDING, next_attempt=timezone.now(), updated=timezone.now()
         )
         if ids:
-            queue.look_on_commit()
+            wake.look_on_commit()
         return len(ids)
 
 

@@ -1,6 +1,7 @@
 from django.urls import path
 
-from postbacks import health, views
+from postbacks import health
+from postbacks.incoming import views
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),

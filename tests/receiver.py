@@ -125,7 +125,7 @@ def outgoing(settings):
     yield settings
     if settings.REDIS_URL and os.environ.get("REDIS_URL") == settings.REDIS_URL:
         # Retries enqueue jobs on the shared test Redis; drop ours.
-        from postbacks import queue
+        from postbacks.loops import queue
 
         q = queue.get_queue()
         q.empty()
@@ -135,7 +135,7 @@ def outgoing(settings):
 
 def drain(timeout=5.0):
     """Run the embedded loop's step until no delivery is pending or sending."""
-    from postbacks.batch import send_due
+    from postbacks.delivery.batch import send_due
     from postbacks.models import Delivery
 
     deadline = time.monotonic() + timeout

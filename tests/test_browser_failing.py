@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from crm.models import Client
-from postbacks import batch
-from postbacks.fanout import accept
+from postbacks.delivery import batch
+from postbacks.delivery.fanout import accept
 from postbacks.models import OutgoingPostback
 from tracker.models import Spot
 

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs
 import pytest
 
 from crm.models import Client
-from postbacks.fanout import accept
+from postbacks.delivery.fanout import accept
 from postbacks.models import OutgoingPostback
 from tests.receiver import drain
 from tracker.models import Pixel

@@ -11,10 +11,10 @@ from http.server import ThreadingHTTPServer
 
 import pytest
 
-from postbacks import sender
-from postbacks.fanout import accept
+from postbacks.delivery import sender
+from postbacks.delivery.fanout import accept
+from postbacks.delivery.render import Request
 from postbacks.models import Delivery, OutgoingPostback
-from postbacks.render import Request
 from tests.receiver import Receiver, drain, make_handler
 
 pytestmark = pytest.mark.usefixtures("outgoing")

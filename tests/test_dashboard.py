@@ -12,8 +12,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from crm.models import Client
-from postbacks.batch import send_due
-from postbacks.fanout import accept
+from postbacks.delivery.batch import send_due
+from postbacks.delivery.fanout import accept
 from postbacks.models import Delivery, IncomingPostback, OutgoingPostback
 from tracker.models import Pixel, Spot
 

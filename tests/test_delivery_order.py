@@ -12,8 +12,9 @@ import pytest
 from django.utils import timezone
 
 from crm.models import Conversion
-from postbacks import batch, health
-from postbacks.fanout import accept
+from postbacks import health
+from postbacks.delivery import batch
+from postbacks.delivery.fanout import accept
 from postbacks.models import Delivery, OutgoingPostback
 from tests.applying import applying_receiver  # noqa: F401 - the `applying` fixture
 from tests.receiver import drain

@@ -7,9 +7,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from postbacks import batch, failing
-from postbacks import delivery as delivery_mod
-from postbacks.fanout import accept
+from postbacks.delivery import attempts as delivery_mod
+from postbacks.delivery import batch, failing
+from postbacks.delivery.fanout import accept
 from postbacks.models import Delivery, OutgoingPostback
 from tests.receiver import drain
 

@@ -22,7 +22,7 @@ from django.db import connection
 from django.test import Client as HttpClient
 
 from crm.models import Client, Conversion
-from postbacks import embedded
+from postbacks.loops import embedded
 from postbacks.models import Delivery, OutgoingPostback
 from tracker.models import Spot
 

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs
 import pytest
 
 from crm.models import Conversion
-from postbacks.fanout import accept
+from postbacks.delivery.fanout import accept
 from postbacks.models import Delivery, OutgoingPostback
 from tests.applying import applying_receiver  # noqa: F401 - the `applying` fixture
 from tests.receiver import drain

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from postbacks.fanout import accept
+from postbacks.delivery.fanout import accept
 from postbacks.models import Delivery, OutgoingPostback
 from tests.test_outgoing_redis import free_port, own_redis  # noqa: F401  (a fixture)
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from crm import spend_api
 from crm.models import Spend
-from postbacks import periodic
+from postbacks.loops import periodic
 from tests import standin as stand_in
 from tracker.models import AdAccount
 

@@ -5,7 +5,7 @@ never comes (issue 22, point 8)."""
 import pytest
 
 from crm.models import Conversion, CustomField
-from postbacks.incoming import replay
+from postbacks.incoming.process import replay
 from postbacks.models import IncomingPostback
 from tracker.models import Partner
 

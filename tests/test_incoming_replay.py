@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from crm.models import Client, Conversion
-from postbacks.incoming import replay
+from postbacks.incoming.process import replay
 from postbacks.models import IncomingPostback
 
 

@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from postbacks.fanout import accept
+from postbacks.delivery.fanout import accept
 from postbacks.models import Delivery, DeliveryAttempt, OutgoingPostback
 from tests.receiver import drain
 

@@ -10,8 +10,9 @@ import pytest
 from django.db import connection, transaction
 
 from crm.models import Client, CustomField
-from postbacks import batch, embedded
-from postbacks.fanout import accept
+from postbacks.delivery import batch
+from postbacks.delivery.fanout import accept
+from postbacks.loops import embedded
 from postbacks.models import Delivery, DeliveryAttempt, OutgoingPostback
 from tests.receiver import drain
 from tracker.models import Pixel, Spot
@@ -61,7 +62,7 @@ def test_attempts_are_numbered_on_across_batches_and_a_resend(spot, lead, receiv
     drain()
     d = Delivery.objects.get()
     assert d.attempts == 2 and d.status == Delivery.SUCCESS
-    from postbacks.delivery import resend
+    from postbacks.delivery.attempts import resend
 
     resend(Delivery.objects.all())
     drain()

@@ -12,11 +12,11 @@ import time
 
 import pytest
 
-from postbacks import sender
-from postbacks.delivery import deliver
-from postbacks.fanout import accept
+from postbacks.delivery import sender
+from postbacks.delivery.attempts import deliver
+from postbacks.delivery.fanout import accept
+from postbacks.delivery.render import Request
 from postbacks.models import Delivery, OutgoingPostback
-from postbacks.render import Request
 
 pytestmark = pytest.mark.usefixtures("outgoing")
 

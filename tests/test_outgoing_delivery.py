@@ -8,9 +8,9 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from crm.models import Client
-from postbacks import batch
-from postbacks import delivery as delivery_mod
-from postbacks.fanout import accept
+from postbacks.delivery import attempts as delivery_mod
+from postbacks.delivery import batch
+from postbacks.delivery.fanout import accept
 from postbacks.models import Delivery, DeliveryAttempt, OutgoingPostback
 from tests.receiver import drain
 
@@ -217,14 +217,14 @@ def test_private_targets_are_refused_at_connect_time(spot, lead, receiver, setti
     + ["fe80::1", "fc00::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "100.64.0.1", "240.0.0.1"],
 )
 def test_internal_addresses_are_not_allowed(addr, settings):
-    from postbacks.sender import address_allowed
+    from postbacks.delivery.sender import address_allowed
 
     settings.POSTBACKS_ALLOWED_NETWORKS = []
     assert not address_allowed(addr)
 
 
 def test_public_addresses_and_allowed_networks_are_allowed(settings):
-    from postbacks.sender import address_allowed
+    from postbacks.delivery.sender import address_allowed
 
     settings.POSTBACKS_ALLOWED_NETWORKS = ["10.0.0.0/8"]
     assert address_allowed("93.184.216.34") and address_allowed("2606:2800:220:1::1")

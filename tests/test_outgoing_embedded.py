@@ -7,8 +7,8 @@ import pytest
 from django.core.management import call_command
 
 from crm.models import Client
-from postbacks import embedded
-from postbacks.fanout import accept
+from postbacks.delivery.fanout import accept
+from postbacks.loops import embedded
 from postbacks.models import Delivery, OutgoingPostback
 from tracker import serving
 from tracker.models import Spot

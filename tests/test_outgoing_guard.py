@@ -10,11 +10,11 @@ from http.server import ThreadingHTTPServer
 import pytest
 from urllib3.util.connection import HAS_IPV6
 
-from postbacks import sender
-from postbacks.delivery import deliver
-from postbacks.fanout import accept
+from postbacks.delivery import sender
+from postbacks.delivery.attempts import deliver
+from postbacks.delivery.fanout import accept
+from postbacks.delivery.render import Request
 from postbacks.models import Delivery, OutgoingPostback
-from postbacks.render import Request
 from tests.receiver import Receiver, make_handler
 
 pytestmark = pytest.mark.usefixtures("outgoing")

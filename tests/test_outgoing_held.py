@@ -4,7 +4,7 @@ go out, with their delivery ids, when it is switched on again."""
 import pytest
 from django.urls import reverse
 
-from postbacks.fanout import accept
+from postbacks.delivery.fanout import accept
 from postbacks.models import Delivery, OutgoingPostback
 from tests.receiver import drain
 

@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from postbacks.fanout import accept
+from postbacks.delivery.fanout import accept
 from tests.receiver import drain
 from tracker.models import Pixel
 

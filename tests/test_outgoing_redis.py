@@ -16,10 +16,10 @@ import redis
 from django.core.management import call_command
 from django.utils import timezone
 
-from postbacks import queue
-from postbacks.fanout import accept
+from postbacks.delivery.fanout import accept
+from postbacks.loops import queue
+from postbacks.loops.worker import DeliveryWorker
 from postbacks.models import Delivery, OutgoingPostback
-from postbacks.worker import DeliveryWorker
 
 pytestmark = pytest.mark.usefixtures("outgoing")
 
@@ -128,7 +128,7 @@ def test_a_retry_is_scheduled_in_rq_at_its_next_attempt(spot, lead, receiver, ow
     receiver.reply(500)
     _, _, [d] = accept(lead, "reg")
     q = queue.get_queue()
-    q.enqueue("postbacks.jobs.deliver", str(d.pk))
+    q.enqueue("postbacks.loops.jobs.deliver", str(d.pk))
     SimpleWorkerWithoutSweep([q], connection=q.connection).work(burst=True)
     d.refresh_from_db()
     assert d.status == Delivery.PENDING and d.attempts == 1
@@ -146,7 +146,7 @@ def test_a_job_that_starts_before_its_delivery_is_due_waits_and_sends_it(
     Delivery.objects.filter(pk=d.pk).update(next_attempt=due)
     q = queue.get_queue()
     q.empty()
-    q.enqueue("postbacks.jobs.deliver", str(d.pk))  # as RQ may start a scheduled job early
+    q.enqueue("postbacks.loops.jobs.deliver", str(d.pk))  # as RQ may start a scheduled job early
     SimpleWorkerWithoutSweep([q], connection=q.connection).work(burst=True)
     d.refresh_from_db()
     assert d.status == Delivery.SUCCESS

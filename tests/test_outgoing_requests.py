@@ -7,7 +7,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from crm.models import Client, CustomField, CustomFieldValue
-from postbacks.fanout import accept
+from postbacks.delivery.fanout import accept
 from postbacks.models import Delivery, OutgoingPostback
 from tests.receiver import drain
 

@@ -5,9 +5,9 @@ import pytest
 from django.core.checks import run_checks
 from django.urls import reverse
 
-from postbacks.fanout import accept
+from postbacks.delivery.fanout import accept
+from postbacks.delivery.render import MASK
 from postbacks.models import DeliveryAttempt, OutgoingPostback
-from postbacks.render import MASK
 from tests.receiver import drain
 from tracker.models import Pixel
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from crm.models import Conversion, DailyStat, ExchangeRate, Spend
 from crm.spend import replace_day
-from postbacks import embedded, periodic
+from postbacks.loops import embedded, periodic
 from tests import standin as stand_in
 
 TODAY = timezone.localdate()

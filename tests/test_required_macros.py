@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from crm.models import Client
-from postbacks.fanout import accept
+from postbacks.delivery.fanout import accept
 from postbacks.models import Delivery, OutgoingPostback
 from tests.receiver import drain
 from tracker.presets import apply_preset

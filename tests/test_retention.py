@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.test import override_settings
 from django.utils import timezone
 
-from postbacks import retention
+from postbacks.loops import retention
 from postbacks.models import Delivery, DeliveryAttempt, IncomingPostback, OutgoingPostback
 
 NOW = timezone.now()

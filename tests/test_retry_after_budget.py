@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from postbacks import batch
-from postbacks.fanout import accept
+from postbacks.delivery import batch
+from postbacks.delivery.fanout import accept
 from postbacks.models import Delivery, OutgoingPostback
 from tests.applying import applying_receiver  # noqa: F401 - the `applying` fixture
 from tests.receiver import drain

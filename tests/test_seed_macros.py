@@ -14,8 +14,8 @@ from django.urls import reverse
 
 from crm.macros import KNOWN, MEANINGLESS
 from crm.models import Client, Conversion, CustomField, CustomFieldValue
-from postbacks import delivery
-from postbacks.fanout import accept
+from postbacks.delivery import attempts
+from postbacks.delivery.fanout import accept
 from postbacks.models import OutgoingPostback
 from tests.receiver import drain
 from tracker.models import Partner
@@ -49,7 +49,7 @@ def test_seed_004_names_render_with_values_in_the_preview_or_are_refused_with_wh
     postback = postback_for(spot, accepted)
     postback.full_clean()
     postback.save()
-    query = parse_qs(urlsplit(delivery.preview(postback).url).query, keep_blank_values=True)
+    query = parse_qs(urlsplit(attempts.preview(postback).url).query, keep_blank_values=True)
     empty = [n for n in accepted if not query[n][0]]
     assert empty == []
     for name in (n for n in names if n in MEANINGLESS):
@@ -65,7 +65,7 @@ def test_every_known_macro_has_a_value_in_the_preview_page(admin_client, spot):
     postback = postback_for(spot, names)
     postback.full_clean()
     postback.save()
-    query = parse_qs(urlsplit(delivery.preview(postback).url).query, keep_blank_values=True)
+    query = parse_qs(urlsplit(attempts.preview(postback).url).query, keep_blank_values=True)
     assert [n for n in names if not query[n][0]] == []
     assert query["click"] == query["click_id"] and query["adid"] == query["advert__ad_id"]
     assert query["fields__last_deposit"] == ["100.00"]

@@ -89,7 +89,7 @@ def default_goal_fields(token):
 
 
 # A new client, by any path, is an event of this goal, made only for the
-# targets that pick it (postbacks.fanout.new_lead); statistics count leads
+# targets that pick it (postbacks.delivery.fanout.new_lead); statistics count leads
 # as clients, so the goal shows no column of its own there.
 LEAD = "lead"
 

@@ -168,7 +168,7 @@ if "socket_connect_timeout" not in _rq_url:
     # the sweep sends what could not be enqueued. (No read timeout: workers block
     # on the queue for minutes by design.)
     _rq_url += ("&" if "?" in _rq_url else "?") + "socket_connect_timeout=2"
-# Outgoing postbacks (postbacks/delivery.py, sender.py, worker.py).
+# Outgoing postbacks (postbacks/delivery/attempts.py, sender.py, worker.py).
 # One attempt ends by its postback's timeout, at most this many seconds.
 POSTBACKS_MAX_TIMEOUT = env.float("POSTBACKS_MAX_TIMEOUT", default=60.0)
 # A sender's claim on a delivery lasts this long: at least twice the longest
@@ -176,9 +176,9 @@ POSTBACKS_MAX_TIMEOUT = env.float("POSTBACKS_MAX_TIMEOUT", default=60.0)
 POSTBACKS_CLAIM_SECONDS = env.float("POSTBACKS_CLAIM_SECONDS", default=120.0)
 # RQ's job timeout stays above the claim, so it never cuts an attempt short.
 RQ_QUEUES = {"default": {"URL": _rq_url, "DEFAULT_TIMEOUT": int(POSTBACKS_CLAIM_SECONDS) + 60}}
-# Workers sweep the database for due deliveries themselves (postbacks/worker.py)
+# Workers sweep the database for due deliveries themselves (postbacks/loops/worker.py)
 # and run jobs in their own process.
-RQ = {"WORKER_CLASS": "postbacks.worker.DeliveryWorker"}
+RQ = {"WORKER_CLASS": "postbacks.loops.worker.DeliveryWorker"}
 # tracker/admin_rq.py registers the dashboard itself: superusers only, with Redis only.
 RQ_SHOW_ADMIN_LINK = False
 
@@ -293,7 +293,7 @@ POSTBACKS_PIXEL_URLS = {
     "yandex": env.str("YANDEX_API_URL", default="https://api-metrika.yandex.net"),
 }
 
-# Log retention (postbacks/retention.py, `manage.py purge_logs`, run daily by
+# Log retention (postbacks/loops/retention.py, `manage.py purge_logs`, run daily by
 # the delivery loops). Days to keep incoming postback rows and delivery
 # attempts; 0 keeps them forever. Never purged: unmatched postbacks younger
 # than POSTBACKS_UNMATCHED_LOOKBACK_DAYS (they may still find their client) and

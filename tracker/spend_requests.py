@@ -1,7 +1,7 @@
 """Asking for an ad account's spend to be pulled, from this layer.
 
 The pulling (crm/spend_api.py) and the background that runs it
-(postbacks/periodic.py) live in the layers above, which this one may not
+(postbacks/loops/periodic.py) live in the layers above, which this one may not
 import: the admin's action sends this signal, and the workers' side listens.
 """
 

@@ -6,8 +6,8 @@ from django.utils.html import format_html, format_html_join
 
 from crm import admin as crm_admin
 from crm.models import Client
-from postbacks import failing
 from postbacks.admin.deliveries import STATE_COLOURS, STATES, clipped, reason
+from postbacks.delivery import failing
 from postbacks.models import Delivery
 
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from crm.visibility import VisibleRowsMixin
-from postbacks import delivery, failing
+from postbacks.delivery import attempts, failing
 from postbacks.models import Delivery, DeliveryAttempt
 from tracker.admin_utils import ReadOnlyAdmin, ReadOnlyInline, log_change
 
@@ -207,7 +207,7 @@ class DeliveryAdmin(VisibleRowsMixin, ReadOnlyAdmin):
         description="Resend selected deliveries (same delivery id)", permissions=["resend"]
     )
     def resend_selected(self, request, queryset):
-        ids = delivery.resend(queryset)
+        ids = attempts.resend(queryset)
         log_change(request, Delivery.objects.filter(pk__in=ids), "Resent (same delivery id).")
         self.message_user(request, f"Resending {len(ids)} deliveries.")
 
@@ -245,7 +245,7 @@ class DeliveryAdmin(VisibleRowsMixin, ReadOnlyAdmin):
             failed = self.get_queryset(request).filter(
                 status=Delivery.FAILED, created__date__gte=since, created__date__lte=until
             )
-            ids = delivery.resend(failed)
+            ids = attempts.resend(failed)
             log_change(request, Delivery.objects.filter(pk__in=ids), "Resent (same delivery id).")
             messages.success(request, f"Resending {len(ids)} failed deliveries.")
             return redirect("admin:postbacks_delivery_changelist")

@@ -9,7 +9,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from crm.visibility import VisibleRowsMixin
-from postbacks.incoming import REPLAYABLE, replay
+from postbacks.incoming.process import REPLAYABLE, replay
 from postbacks.models import IncomingPostback
 from tracker.admin_utils import ReadOnlyAdmin, admin_link, log_change
 

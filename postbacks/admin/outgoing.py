@@ -12,7 +12,7 @@ from django.utils.html import format_html
 
 from crm.models import Conversion
 from crm.visibility import visible
-from postbacks import delivery, render
+from postbacks.delivery import attempts, render
 from postbacks.models import Delivery, OutgoingPostback
 from tracker.admin_utils import log_change
 from tracker.models import PartnerPreset
@@ -102,7 +102,7 @@ class OutgoingPostbackForm(LockedUrlForm):
 def postback_state(obj):
     """On, off or disabled by failures, how many deliveries it holds, and how
     many of its deliveries are failing now (retrying, or failed in 24 h)."""
-    from postbacks.failing import WINDOW_HOURS, failing_by_postback
+    from postbacks.delivery.failing import WINDOW_HOURS, failing_by_postback
 
     failing = failing_by_postback(postback_ids=[obj.pk]).get(obj.pk) if obj.pk else None
     trouble = ""
@@ -255,15 +255,15 @@ class OutgoingPostbackAdmin(admin.ModelAdmin):
             chosen = own.filter(pk=conv_id).first()
         req, attempt, error, missing = None, None, "", ""
         try:
-            req = delivery.preview(postback, chosen)
-            missing = render.missing_required(postback, delivery.context_for(postback, chosen))
+            req = attempts.preview(postback, chosen)
+            missing = render.missing_required(postback, attempts.context_for(postback, chosen))
         except Exception as e:  # a template the admin cannot render is shown, not raised
             error = f"Cannot build the request: {e}"
         if request.method == "POST" and req is not None:
             if not self.has_change_permission(request, postback):
                 messages.error(request, "Test sends are a team lead's: nothing was sent.")
                 return redirect("admin:postbacks_outgoingpostback_test", postback.pk)
-            attempt = delivery.test_send(postback, chosen, user=request.user)
+            attempt = attempts.test_send(postback, chosen, user=request.user)
             log_change(request, [postback], f"Test send: {attempt}.")
         context = {
             **self.admin_site.each_context(request),
@@ -276,7 +276,7 @@ class OutgoingPostbackAdmin(admin.ModelAdmin):
             "attempt": attempt,
             "error": error,
             "missing": missing,
-            "test_timeout": delivery.TEST_SEND_TIMEOUT,
+            "test_timeout": attempts.TEST_SEND_TIMEOUT,
             "recent_tests": postback.test_attempts.order_by("-created")[:10],
         }
         return TemplateResponse(request, "admin/postbacks/test_send.html", context)
@@ -286,7 +286,7 @@ class OutgoingPostbackAdmin(admin.ModelAdmin):
         if obj is None or not obj.locked:
             return fieldsets
         # Seed 000: a partner's fixed postback is sent for every event of its
-        # goals whatever the other settings (postbacks.fanout.skip_reason), so
+        # goals whatever the other settings (postbacks.delivery.fanout.skip_reason), so
         # they are not offered on it.
         return [without_send_rules(name, options) for name, options in fieldsets]
 

@@ -2,8 +2,8 @@ import contextlib
 
 from django.core.management.base import BaseCommand
 
-from postbacks import embedded
-from postbacks.batch import send_due
+from postbacks.delivery.batch import send_due
+from postbacks.loops import embedded
 
 
 class Command(BaseCommand):

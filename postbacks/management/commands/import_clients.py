@@ -8,7 +8,7 @@ import contextlib
 from django.core.management.base import BaseCommand, CommandError
 
 from crm.imports import Summary, count_lines, import_client, print_summary, read_rows
-from postbacks.fanout import no_lead_events
+from postbacks.delivery.fanout import no_lead_events
 from tracker.models import Spot
 from tracker.progress import Progress
 

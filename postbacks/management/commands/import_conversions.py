@@ -13,7 +13,7 @@ from crm.imports import (
     print_summary,
     read_rows,
 )
-from postbacks.fanout import announce
+from postbacks.delivery.fanout import announce
 from tracker.models import Partner, Spot
 from tracker.progress import Progress
 

@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from crm import stats
 from crm.models import Client, Conversion, CustomField, Message
-from postbacks.delivery import resend
-from postbacks.fanout import create_deliveries
+from postbacks.delivery.attempts import resend
+from postbacks.delivery.fanout import create_deliveries
 from postbacks.models import Delivery, OutgoingPostback
 from tracker.models import Goal, PartnerPreset, Spot
 from tracker.presets import apply_preset, load_presets

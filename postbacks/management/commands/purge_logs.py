@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from postbacks import retention
+from postbacks.loops import retention
 from tracker.progress import Progress
 
 

@@ -2,7 +2,7 @@ from collections import Counter
 
 from django.core.management.base import BaseCommand, CommandError
 
-from postbacks.incoming import replay, replayable
+from postbacks.incoming.process import replay, replayable
 from postbacks.models import IncomingPostback
 
 

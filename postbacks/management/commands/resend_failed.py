@@ -5,7 +5,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from postbacks.delivery import resend
+from postbacks.delivery.attempts import resend
 from postbacks.models import Delivery
 from tracker.progress import Progress
 

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from postbacks.batch import send_due
+from postbacks.delivery.batch import send_due
 
 
 class Command(BaseCommand):

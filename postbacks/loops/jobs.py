@@ -5,7 +5,8 @@ import time
 
 from django.utils import timezone
 
-from postbacks import batch, delivery, embedded, queue
+from postbacks.delivery import attempts, batch
+from postbacks.loops import embedded, queue
 from postbacks.models import Delivery
 
 # RQ keeps scheduled times in whole seconds, so a scheduled job may start up
@@ -21,7 +22,7 @@ def wait_until(at):
 
 
 def wait_to_gather(redis):
-    """Wait until LOOK_GATHER has passed since the last look (postbacks/queue.py)."""
+    """Wait until LOOK_GATHER has passed since the last look (postbacks/loops/queue.py)."""
     left = redis.pttl(queue.LOOKED_KEY)
     if left > 0:
         time.sleep(left / 1000)
@@ -49,18 +50,18 @@ def deliver(delivery_id):
     """One delivery (the jobs of earlier versions, one per delivery)."""
     pending = Delivery.objects.filter(pk=delivery_id, status=Delivery.PENDING)
     wait_until(pending.values_list("next_attempt", flat=True).first())
-    return delivery.deliver(delivery_id)
+    return attempts.deliver(delivery_id)
 
 
 def revalue_rates(currency, since=None):
-    """A rate of `currency` from the day `since` was added or changed (postbacks/periodic.py)."""
-    from postbacks import periodic
+    """A rate of `currency` from the day `since` was added or changed (loops/periodic.py)."""
+    from postbacks.loops import periodic
 
     return periodic.revalue_rates(currency, since)
 
 
 def import_spend(account_pk, since, until):
     """Pull one ad account's spend of since..until (the ad accounts' admin action)."""
-    from postbacks import periodic
+    from postbacks.loops import periodic
 
     return periodic.import_spend(account_pk, since, until)

@@ -1,20 +1,6 @@
-"""The incoming postback endpoint's work, apart from HTTP.
+"""The incoming postback endpoint's work, apart from HTTP: store, decide, answer.
 
-1. `store` writes the raw request as an IncomingPostback row and commits it
-   before anything else happens, so a request is never lost, whatever
-   processing does later.
-2. `run` processes a stored request (a live one, or a replay of an old row)
-   and records the outcome on the row in the same transaction as the
-   conversion, so a row marked accepted always has its conversion and a
-   replay can never count an event twice.
-3. Bad input is an `Outcome` with a 4xx status and a message naming the
-   parameter; only a bug gives a 500, and that is logged on the row too.
-4. The reads every postback makes (its spot and goals, the client, the
-   conversions that decide it, the postbacks it goes to) are raw SQL built
-   once per process, read into models by crm.rows. Django compiles an ORM
-   query anew every time, and for these that cost more CPU than running
-   them: a postback took 13 ms of CPU with them, 6.5 ms without. The click
-   and a delivery loop's pass read the same way.
+The design constraints are those of the wing (postbacks/incoming/__init__.py).
 """
 
 import datetime
@@ -32,9 +18,9 @@ from crm.http import TooBig, Unreadable, client_addr, read_body
 from crm.models import Client, CustomFieldValue
 from crm.rows import columns_of, read_one, read_rows
 from crm.values import clean_text, money
-from postbacks import waiting
-from postbacks.fanout import announce
-from postbacks.incoming_params import (
+from postbacks.delivery.fanout import announce
+from postbacks.incoming import unmatched
+from postbacks.incoming.params import (
     CLICK_ID,
     FIELD_PREFIX,
     MAX_PLAYER_ID,
@@ -264,7 +250,7 @@ def accept(row, spot, query, body):
     # postbacks of one client are decided one after the other.
     client = find_client(spot, click_id, lock=True)
     if client is None:
-        days = waiting.wait_for_client(spot)
+        days = unmatched.wait_for_client(spot)
         return Outcome(
             202,
             "unmatched",

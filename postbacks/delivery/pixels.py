@@ -11,7 +11,7 @@ from urllib.parse import quote, urlencode
 from django.conf import settings
 
 from crm import values
-from postbacks.render import Request
+from postbacks.delivery.render import Request
 from tracker.models import STATUS_REJECTED
 
 # A pixel reports sales: an ad network has no event that takes one back, and

@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 
 from crm.macros import is_known, macro_error
 from crm.macros import render as render_macros
-from postbacks import render
+from postbacks.delivery import render
 from tracker.status_words import parse_status_words
 
 # What every macro stands for when a JSON template is tried: a number, so a

@@ -1,30 +1,6 @@
 """Delivering one Delivery: claim, build, send, log, then retry or finish.
 
-Design constraints, in the order they shaped the code:
-
-1. The database is the truth. A job in Redis only says "look at this delivery
-   now"; losing it (Redis down or restarted empty, worker killed) delays a
-   postback, never loses it, because every worker's sweeper sends each due
-   delivery that is not in flight straight from the database (worker.py).
-2. Several senders may get the same delivery id. Only the one whose UPDATE
-   of the pending row changes one row sends it.
-3. One attempt has one deadline: the send ends by the target's timeout, which
-   is at most POSTBACKS_MAX_TIMEOUT, and the claim (POSTBACKS_CLAIM_SECONDS,
-   checked to be at least twice that) outlasts it, so a second sender only
-   ever follows a dead one. RQ's job timeout is above the claim, so it never
-   cuts an attempt short either.
-4. Every attempt ends as a DeliveryAttempt with the exact request sent
-   (secrets masked), also one cut short, and counts towards the attempt limit
-   and auto-disable.
-5. A rate-limited postback defers the delivery to its next free slot; a
-   deferral is not an attempt and never fails a delivery.
-6. A switched-off postback holds its deliveries (HELD); switching it on
-   sends them. Nothing is dropped because a target is off.
-7. Per conversion and target, events go out in the order they happened, and
-   a status change made obsolete before it was sent is superseded (order.py).
-   Each reports the values it was made with (`reported`), however late it goes.
-8. The retry budget is time, the schedule's span: a receiver that throttles
-   (Retry-After) is waited for as it asks, without using up the attempts.
+The design constraints are those of the wing (postbacks/delivery/__init__.py).
 """
 
 import copy
@@ -39,7 +15,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from crm.macros import conversion_context, sample_context
-from postbacks import order, pixels, queue, render, sender
+from postbacks import wake
+from postbacks.delivery import order, pixels, render, sender
 from postbacks.models import Delivery, DeliveryAttempt, OutgoingPostback
 
 log = logging.getLogger(__name__)
@@ -325,7 +302,7 @@ def retry_or_fail(delivery, result, reason):
         last_http_status=result.status,
         updated=now(),
     )
-    queue.look(next_at)
+    wake.look(next_at)
     return Delivery.PENDING
 
 
@@ -350,7 +327,7 @@ def defer(ids, at):
     Delivery.objects.filter(pk__in=ids).update(
         status=Delivery.PENDING, next_attempt=at, claimed_until=None, updated=now()
     )
-    queue.look(at)
+    wake.look(at)
     return Delivery.PENDING
 
 
@@ -391,7 +368,7 @@ def resend(queryset):
         updated=now(),
     )
     if ids:
-        queue.look_on_commit()
+        wake.look_on_commit()
     return ids
 
 

@@ -2,7 +2,7 @@
 
 Today's and yesterday's figures per spot (from the statistics rollup, as the
 statistics page reads them), the last two weeks as charts, what is failing
-now (postbacks/failing.py), unmatched postbacks waiting for their client, the
+now (postbacks/delivery/failing.py), unmatched postbacks waiting for their client, the
 delivery backlog, and, on an empty install, the four steps to a first
 conversion. tracker's site shows it: tracker imports neither crm nor
 postbacks, so postbacks.apps hands it `context` (AdminSite.dashboard).
@@ -23,7 +23,7 @@ from django.utils.http import urlencode
 
 from crm import charts, report, values
 from crm.visibility import own_figures, sees_all
-from postbacks import failing
+from postbacks.delivery import failing
 from postbacks.models import Delivery, DeliveryAttempt, IncomingPostback, OutgoingPostback
 from tracker.models import LEAD, REVENUE_GOALS, Pixel, Spot
 

@@ -1,8 +1,8 @@
 """The delivery loop: sends due deliveries straight from the database.
 
 Without Redis a thread of the web process runs it (the embedded mode); with
-Redis each RQ worker runs it as its sweeper (postbacks/worker.py). It sends
-in batches (postbacks/batch.py) and sleeps until the next delivery falls due
+Redis each RQ worker runs it as its sweeper (postbacks/loops/worker.py). It sends
+in batches (postbacks/delivery/batch.py) and sleeps until the next delivery falls due
 (a delay, a retry, a rate limit's next slot), until a new one is written in
 this process or a job says so (wake), or for `interval` at most: that is
 how it sees what other processes wrote without telling it.
@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 from django.utils import timezone
 
-from postbacks import queue
+from postbacks.wake import look as ask_for_help
 from tracker import serving
 
 log = logging.getLogger(__name__)
@@ -58,8 +58,8 @@ def held():
     return max(0.0, _held_until - time.monotonic())
 
 
-serving.setting_up.connect(hold, dispatch_uid="postbacks.embedded.hold")
-serving.listening.connect(release, dispatch_uid="postbacks.embedded.release")
+serving.setting_up.connect(hold, dispatch_uid="postbacks.loops.embedded.hold")
+serving.listening.connect(release, dispatch_uid="postbacks.loops.embedded.release")
 
 
 def running():
@@ -69,7 +69,7 @@ def running():
 def run_forever(stop=None, first_wait=0.0, interval=None):
     """Send due deliveries until `stop` is set. On stop, the sends in flight end first."""
     global _running
-    from postbacks.batch import Pipeline
+    from postbacks.delivery.batch import Pipeline
 
     stop = stop or threading.Event()
     interval = interval or settings.POSTBACKS_EMBEDDED_POLL
@@ -94,7 +94,7 @@ def run_forever(stop=None, first_wait=0.0, interval=None):
                 if pipeline.more and not told:
                     # A job wakes the loop of one worker; a backlog bigger than
                     # one claim has the others woken too (another look job).
-                    queue.look(gather=False)
+                    ask_for_help(gather=False)
                     told = True
                 elif timeout and not pipeline.in_flight:
                     told = False
@@ -117,15 +117,15 @@ def run_forever(stop=None, first_wait=0.0, interval=None):
 
 def look(pipeline, interval):
     """One pass of the loop; returns how long to sleep before the next (0: go on)."""
-    from postbacks import periodic, retention
-    from postbacks.batch import next_due
+    from postbacks.delivery.batch import next_due
+    from postbacks.loops import periodic, retention
 
     if pipeline.step():
         return 0
     if pipeline.full():
         return interval  # the ends of sends wake it
     retention.purge_daily()
-    periodic.tick()  # spend, exchange rates, revaluing (postbacks/periodic.py)
+    periodic.tick()  # spend, exchange rates, revaluing (postbacks/loops/periodic.py)
     due = next_due()
     if due is None:
         return interval

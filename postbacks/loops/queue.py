@@ -2,7 +2,7 @@
 
 The database says what is due; a job only says "look now" (or "look at this
 time" for a retry or a delay). With REDIS_URL set, writers enqueue a
-`postbacks.jobs.look` job, at most one waiting at a time: a short-lived key
+`postbacks.loops.jobs.look` job, at most one waiting at a time: a short-lived key
 set with NX stands for it, and the job deletes the key before it wakes its
 worker's loop, so a delivery written after that makes a new job, and one
 written before is seen by the loop it woke. A burst of ten thousand
@@ -13,41 +13,16 @@ seconds (a second key, set for that long when a job looks), and what is
 written while it waits joins its batch. Without Redis
 the embedded loop of this process is woken. Either way a failure to enqueue
 is only logged: the delivery is in the database, and every loop sends it
-when it is due (postbacks/worker.py).
+when it is due (postbacks/loops/worker.py).
 """
 
 import logging
 
-from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
+from postbacks.loops.rq import get_queue, redis_mode
+
 log = logging.getLogger(__name__)
-
-QUEUE = "default"
-
-
-def redis_mode():
-    return bool(settings.REDIS_URL)
-
-
-_queues = {}
-
-
-def get_queue():
-    """The queue of this process, kept: a new one per call costs a new Redis
-    connection (with its handshake, CLIENT SETINFO and INFO) on every enqueue.
-    Keyed by the configured URL, as tests switch it."""
-    import django_rq
-
-    url = settings.RQ_QUEUES[QUEUE]["URL"]
-    q = _queues.get(url)
-    if q is None:
-        # "auto": enqueue at once. We call it from transaction.on_commit ourselves, and
-        # django-rq's own deferral would hide a Redis error from our handler.
-        q = _queues[url] = django_rq.get_queue(QUEUE, commit_mode="auto")
-    return q
-
 
 # The key standing for a waiting look job; it expires in case the job is lost.
 LOOK_KEY = "postbacks:look"
@@ -61,22 +36,15 @@ def look(at=None, gather=True):
     """Have a delivery loop look at the due deliveries now, or at `at`.
     `gather=False`: a busy loop asks for help, and its job does not wait."""
     if not redis_mode():
-        from postbacks import embedded
+        from postbacks.loops import embedded
 
         embedded.wake()  # the loop works out when the next delivery is due
         return
     try:
         q = get_queue()
         if at is not None and at > timezone.now():
-            q.enqueue_at(at, "postbacks.jobs.look", at.isoformat())
+            q.enqueue_at(at, "postbacks.loops.jobs.look", at.isoformat())
         elif q.connection.set(LOOK_KEY, 1, nx=True, ex=LOOK_TTL):
-            q.enqueue("postbacks.jobs.look", **({} if gather else {"gather": False}))
+            q.enqueue("postbacks.loops.jobs.look", **({} if gather else {"gather": False}))
     except Exception as e:  # Redis down: the loops send it when due
         log.warning("Could not enqueue a look at the deliveries (%s); the sweep sends them", e)
-
-
-def look_on_commit(times=(None,)):
-    """Look once the transaction that wrote deliveries due at `times` commits."""
-    times = set(times)
-    if times:
-        transaction.on_commit(lambda: [look(at) for at in times])

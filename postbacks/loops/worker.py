@@ -1,8 +1,8 @@
 """The RQ worker class of `manage.py rqworker` (settings.RQ["WORKER_CLASS"]).
 
-Jobs only say "look at the deliveries now" (postbacks/queue.py); the database
+Jobs only say "look at the deliveries now" (postbacks/loops/queue.py); the database
 says what is due. Each worker therefore runs a delivery loop in a thread of
-its own (postbacks/embedded.py, sending in batches as postbacks/batch.py
+its own (postbacks/loops/embedded.py, sending in batches as postbacks/delivery/batch.py
 says) that a job wakes, that wakes itself when the next delivery falls due,
 and that looks at least every POSTBACKS_SWEEP_INTERVAL seconds whatever Redis
 says. It needs nothing that lives in Redis: after Redis restarts empty, loses
@@ -27,8 +27,8 @@ import uuid
 from django.conf import settings
 from rq import SimpleWorker
 
-from postbacks import embedded
-from postbacks.batch import send_due
+from postbacks.delivery.batch import send_due
+from postbacks.loops import embedded
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@ from django.db import transaction
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from postbacks import incoming as work
+from postbacks.incoming import process as work
 
 
 @csrf_exempt

@@ -12,7 +12,8 @@ from django.utils import timezone
 from crm import macros
 from crm.models import Client, Conversion, Message, conversion_recorded
 from crm.rows import columns_of, read_rows
-from postbacks import order, pixels, queue, render
+from postbacks import wake
+from postbacks.delivery import order, pixels, render
 from postbacks.models import Delivery, OutgoingPostback
 from tracker.models import LEAD, Goal, Pixel
 
@@ -54,7 +55,7 @@ def _missing_macros(postback, conversion):
 
 @functools.cache
 def _postbacks_sql():
-    # Raw SQL built once, as the endpoint's reads (postbacks/incoming.py, 4.):
+    # Raw SQL built once, as the endpoint's reads (postbacks/incoming/process.py, 4.):
     # the ORM's (a join for the goals, DISTINCT, a join with the spot to order
     # by its name) cost 2 ms of CPU per postback. %s: the spot, the goal,
     # whether postbacks limited to no goal count.
@@ -117,7 +118,7 @@ def create_deliveries(conversion):
     created = Delivery.objects.bulk_create(rows)
     if change is not None:
         order.supersede_earlier(conversion, created)
-    queue.look_on_commit(d.next_attempt for d in created if d.status == Delivery.PENDING)
+    wake.look_on_commit(d.next_attempt for d in created if d.status == Delivery.PENDING)
     return created
 
 

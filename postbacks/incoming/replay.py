@@ -12,35 +12,18 @@ remembers until when a postback of it may still be waiting
 (Spot.unmatched_until); a client looks for waiting postbacks only before then.
 """
 
-import datetime
 import logging
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models.signals import post_save
 from django.utils import timezone
 
 from crm.models import Client
+from postbacks.incoming.process import replay
+from postbacks.incoming.unmatched import lookback
 from postbacks.models import IncomingPostback
-from tracker.models import Spot
 
 log = logging.getLogger(__name__)
-
-# The spot's wait is moved on at most this often, not on every unmatched postback.
-REFRESH = datetime.timedelta(hours=1)
-
-
-def lookback():
-    return datetime.timedelta(days=settings.POSTBACKS_UNMATCHED_LOOKBACK_DAYS)
-
-
-def wait_for_client(spot):
-    """An unmatched postback of `spot` is stored: new clients look for it. Returns the days."""
-    until = timezone.now() + lookback()
-    if spot.unmatched_until is None or spot.unmatched_until < until - REFRESH:
-        Spot.objects.filter(pk=spot.pk).update(unmatched_until=until)
-        spot.unmatched_until = until
-    return settings.POSTBACKS_UNMATCHED_LOOKBACK_DAYS
 
 
 def client_saved(sender, instance, raw=False, update_fields=None, **kwargs):
@@ -66,8 +49,6 @@ def waiting_for(client):
 
 def replay_waiting(client_pk):
     """Replay, oldest first, the unmatched postbacks that wait for this client."""
-    from postbacks.incoming import replay
-
     client = Client.objects.filter(pk=client_pk).first()
     if client is None:
         return

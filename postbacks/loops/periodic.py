@@ -1,6 +1,6 @@
 """The delivery loops' other work: spend from the ad networks, the ECB's rates, revaluing.
 
-Every pass of a delivery loop (postbacks/embedded.py: the web process's
+Every pass of a delivery loop (postbacks/loops/embedded.py: the web process's
 thread without Redis, each RQ worker's sweeper with it) calls tick(), which
 runs in that thread what is due:
 
@@ -26,7 +26,8 @@ import time
 
 from django.conf import settings
 
-from postbacks import queue
+from postbacks import wake as wake_loops
+from postbacks.loops import rq
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ _next = {"spend": 0.0, "ecb": 0.0}  # monotonic times the scheduled work is due
 
 def rates_changed(sender=None, currency=None, since=None, **kwargs):
     """A rate of `currency` from `since` on was added or changed: revalue, in the background."""
-    if queue.redis_mode() and enqueue("postbacks.jobs.revalue_rates", currency, iso(since)):
+    if rq.redis_mode() and enqueue("postbacks.loops.jobs.revalue_rates", currency, iso(since)):
         return
     with _lock:
         old = _revalue.get(currency)
@@ -54,8 +55,8 @@ def rates_changed(sender=None, currency=None, since=None, **kwargs):
 def spend_wanted(sender=None, accounts=(), since=None, until=None, **kwargs):
     """Pull these ad accounts' spend of since..until, in the background."""
     for pk in accounts:
-        if queue.redis_mode() and enqueue(
-            "postbacks.jobs.import_spend", pk, since.isoformat(), until.isoformat()
+        if rq.redis_mode() and enqueue(
+            "postbacks.loops.jobs.import_spend", pk, since.isoformat(), until.isoformat()
         ):
             continue
         with _lock:
@@ -65,7 +66,7 @@ def spend_wanted(sender=None, accounts=(), since=None, until=None, **kwargs):
 
 def enqueue(name, *args):
     try:
-        queue.get_queue().enqueue(name, *args)
+        rq.get_queue().enqueue(name, *args)
         return True
     except Exception as e:  # Redis down: this process's loop, if it runs one, does it
         log.warning("Could not enqueue %s (%s); left to this process's loop", name, e)
@@ -77,17 +78,15 @@ def iso(day):
 
 
 def wake():
-    from postbacks import embedded
-
-    embedded.wake()
+    wake_loops.look()
 
 
 def connect():
     from crm import rates
     from tracker.spend_requests import spend_wanted as wanted
 
-    rates.rates_changed.connect(rates_changed, dispatch_uid="postbacks.periodic.rates")
-    wanted.connect(spend_wanted, dispatch_uid="postbacks.periodic.spend")
+    rates.rates_changed.connect(rates_changed, dispatch_uid="postbacks.loops.periodic.rates")
+    wanted.connect(spend_wanted, dispatch_uid="postbacks.loops.periodic.spend")
 
 
 # -- doing -----------------------------------------------------------------------

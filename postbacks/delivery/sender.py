@@ -37,7 +37,7 @@ from urllib3.exceptions import (
     ProtocolError,
 )
 
-from postbacks.render import parse_statuses
+from postbacks.delivery.render import parse_statuses
 
 # The deadline ends this long after the timeout, so a receiver that stays silent
 # for a whole `timeout` still fails on the read timeout (ReadTimeout); the

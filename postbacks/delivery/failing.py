@@ -32,7 +32,7 @@ from django.db.models import Count, F, Max, Min, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from postbacks.delivery import due_q
+from postbacks.delivery.attempts import due_q
 from postbacks.models import Delivery, OutgoingPostback
 from tracker.models import Goal, Pixel
 

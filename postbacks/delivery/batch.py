@@ -1,6 +1,6 @@
 """Sending due deliveries in batches: what every delivery loop runs.
 
-Design constraints (those of delivery.py hold as well):
+Design constraints (those of the wing, delivery/__init__.py, hold as well):
 
 1. Per delivery, the claim, the reads, the attempt row and the status update
    cost more than the HTTP request itself. So a batch is claimed, loaded and
@@ -11,11 +11,11 @@ Design constraints (those of delivery.py hold as well):
 3. A loop claims only what it has room for: two deliveries per thread, one in
    flight and one ready. A slow receiver holds threads, not the deliveries of
    others, so fast receivers keep flowing on the threads left.
-4. Claiming a batch is claiming each of its deliveries as delivery.claim does:
+4. Claiming a batch is claiming each of its deliveries as attempts.claim does:
    FOR UPDATE SKIP LOCKED on PostgreSQL lets the loops of several workers
    take disjoint batches at once; on SQLite the IMMEDIATE transaction does it.
 5. A claimed delivery is sent only if its attempt can end before its claim
-   lapses (delivery.py, 3): one that waited too long for a thread goes back
+   lapses (the wing's 3.): one that waited too long for a thread goes back
    to pending unsent, so no other sender can ever take it while it is sent.
 """
 
@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from crm.models import Client, Conversion, CustomFieldValue
 from crm.rows import columns_of, read_rows
-from postbacks import delivery, order, sender
+from postbacks.delivery import attempts, order, sender
 from postbacks.models import Delivery, DeliveryAttempt, OutgoingPostback
 from tracker.models import Goal, Pixel, Spot
 
@@ -45,7 +45,7 @@ def claim(limit):
 
     One statement (built once, as load's reads are): the claim is made on
     every pass of a loop, most of them at a trickle taking one delivery."""
-    at = delivery.now()
+    at = attempts.now()
     lease = datetime.timedelta(seconds=settings.POSTBACKS_CLAIM_SECONDS)
     ops, pk = connection.ops, Delivery._meta.pk
     now = ops.adapt_datetimefield_value(at)
@@ -59,7 +59,7 @@ def claim(limit):
 
 @functools.cache
 def _claim_sql():
-    """delivery.due_q's deliveries that no earlier one of their conversion to
+    """attempts.due_q's deliveries that no earlier one of their conversion to
     their target holds up (order.py), oldest first, marked as ours (4. above).
     Materialized, so that PostgreSQL runs the CTE, and so its LIMIT, once."""
     q = connection.ops.quote_name
@@ -229,7 +229,7 @@ def send(d, req, latest):
     """On a pool thread: the result of sending `d`, or None when it started too late."""
     if time.monotonic() > latest:
         return None
-    return delivery.send(req, d.postback, d.pk)
+    return attempts.send(req, d.postback, d.pk)
 
 
 class Pipeline:
@@ -283,7 +283,7 @@ class Pipeline:
                 continue
             pb = d.postback
             if pb is not None and pb.max_rps:
-                slot = slots.get(pb.pk) or delivery.reserve_slot(pb)
+                slot = slots.get(pb.pk) or attempts.reserve_slot(pb)
                 if slot is not None:
                     slots[pb.pk] = slot
                     deferred.setdefault(slot, []).append(d.pk)
@@ -291,25 +291,25 @@ class Pipeline:
             with self.lock:
                 self.in_flight += 1
             # The latest start from which the attempt still ends within the claim.
-            longest = delivery.attempt_timeout(pb) + sender.DEADLINE_SLACK + 1
+            longest = attempts.attempt_timeout(pb) + sender.DEADLINE_SLACK + 1
             latest = claimed + settings.POSTBACKS_CLAIM_SECONDS - longest
             future = self.pool.submit(send, d, req, latest)
             future.add_done_callback(lambda f, d=d, req=req: self.done(d, req, f.result()))
         for slot, ids in deferred.items():
-            delivery.defer(ids, slot)
+            attempts.defer(ids, slot)
             self.handled += len(ids)
 
     def prepare(self, d):
         """The request of `d`, or None when it was held or cannot be built."""
         pb = d.postback
         if pb is not None and not pb.enabled:
-            delivery.hold(d, pb)
+            attempts.hold(d, pb)
             return None
         try:
-            return delivery.build_request(d)
+            return attempts.build_request(d)
         except Exception as e:  # a broken template must not stop the loop
             log.exception("Cannot build delivery %s", d.pk)
-            delivery.finish(d, Delivery.FAILED, f"Cannot build the request: {e}")
+            attempts.finish(d, Delivery.FAILED, f"Cannot build the request: {e}")
             return None
 
     def done(self, d, req, result):  # on a pool thread, as send: no database here
@@ -330,15 +330,15 @@ class Pipeline:
         sent = [(d, req, result) for d, req, result in ended if result is not None]
         judged = [(d, req, result, *sender.judge(result, d.postback)) for d, req, result in sent]
         with transaction.atomic(savepoint=False):  # as claim's
-            delivery.insert_attempts([(*send, send[0].logged + 1) for send in judged])
+            attempts.insert_attempts([(*send, send[0].logged + 1) for send in judged])
             self.succeeded([(d, result.status) for d, _, result, ok, _ in judged if ok])
             for d, _, result, ok, reason in judged:
                 if not ok:
                     if d.postback is not None:
-                        delivery.note_failure(d.postback, reason)
-                    delivery.retry_or_fail(d, result, reason)
+                        attempts.note_failure(d.postback, reason)
+                    attempts.retry_or_fail(d, result, reason)
             if unsent:  # due again at once; not an attempt
-                delivery.defer(unsent, delivery.now())
+                attempts.defer(unsent, attempts.now())
 
     def succeeded(self, answered):
         """Mark [(delivery, HTTP status)] delivered: one statement per status code
@@ -348,7 +348,7 @@ class Pipeline:
         by_status = {}
         for d, status in answered:
             by_status.setdefault(status, []).append(d.pk)
-        at = connection.ops.adapt_datetimefield_value(delivery.now())
+        at = connection.ops.adapt_datetimefield_value(attempts.now())
         with connection.cursor() as cursor:
             for status, ids in sorted(by_status.items()):
                 ids.sort()
@@ -371,7 +371,7 @@ def send_due(stop=None):
     """Send everything due now in this process, then return how many were
     handled: `deliver --once`, `sweep_deliveries`, a burst worker, a job
     without a loop in its process."""
-    delivery.release_stray_holds()
+    attempts.release_stray_holds()
     pipeline = Pipeline()
     try:
         while not (stop and stop.is_set()):
