@@ -58,6 +58,8 @@ class IncomingPostback(models.Model):
     click_id = models.CharField(
         max_length=255, blank=True, help_text="The click id an unmatched postback waits for."
     )
+    # A signed request's webhook-id: a repeat of it within the window is refused.
+    webhook_id = models.CharField(max_length=100, blank=True, db_index=True)
 
     class Meta:
         ordering = ["-received", "-id"]
@@ -135,6 +137,16 @@ class OutgoingPostback(SendsStatuses):
         help_text="Macros without which the receiver cannot use the event, comma separated, "
         "e.g. 'cl_id': an event whose value is empty is skipped, with the reason.",
     )
+    signed = models.BooleanField(
+        "sign requests",
+        default=False,
+        help_text="Sign every request as Standard Webhooks do (webhook-id, webhook-timestamp, "
+        "webhook-signature), so the receiver can prove it came from this tracker.",
+    )
+    signing_secret = models.CharField(max_length=200, blank=True, editable=False)
+    # After a rotation the old secret signs too, until this time.
+    old_signing_secret = models.CharField(max_length=200, blank=True, editable=False)
+    old_secret_until = models.DateTimeField(null=True, blank=True, editable=False)
     enabled = models.BooleanField(default=True)
     locked = models.BooleanField(
         default=False,
@@ -291,6 +303,9 @@ class Delivery(models.Model):
     # The HTTP status of the last attempt (empty: no answer, or not tried yet):
     # the list shows it next to a delivery that is retrying.
     last_http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    # The event's id at the ad networks (the same on retries and resends), so
+    # they dedupe it against the browser pixel's event.
+    event_id = models.CharField(max_length=100, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
     # What this delivery reports: the conversion's status when it was made and,

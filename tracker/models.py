@@ -7,7 +7,7 @@ import uuid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models, transaction
 from django.db.models import Exists, F, OuterRef
 from django.urls import reverse
@@ -153,6 +153,17 @@ class CallerRules(models.Model):
         max_length=200,
         blank=True,
         help_text="Answer accepted postbacks with this plain text (e.g. OK) instead of JSON.",
+    )
+    require_signature = models.BooleanField(
+        "require signed requests",
+        default=False,
+        help_text="Accept only JSON POSTs signed as Standard Webhooks (webhook-id, "
+        "webhook-timestamp, webhook-signature) with the signing secret below.",
+    )
+    signing_secret = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="whsec_… shared with the caller; shown once when made.",
     )
 
     class Meta:
@@ -382,6 +393,20 @@ class Goal(models.Model):
         help_text="Add this goal's amounts into Revenue in statistics: deposits are revenue; "
         "registrations, payouts and withdrawals are not.",
     )
+    IGNORE, UPDATE_AMOUNT, ADD_AMOUNT = "ignore", "update", "add"
+    REPEAT_MODES = [
+        (IGNORE, "Ignore it (a duplicate)"),
+        (UPDATE_AMOUNT, "Update the amount"),
+        (ADD_AMOUNT, "Add the amount"),
+    ]
+    repeat_mode = models.CharField(
+        "a repeat with the same tid",
+        max_length=10,
+        choices=REPEAT_MODES,
+        default=IGNORE,
+        help_text="What a postback repeating a transaction id of this goal does when its "
+        "status is unchanged.",
+    )
     message_template = models.TextField(
         blank=True,
         validators=[validate_macros],
@@ -447,6 +472,48 @@ class SendsStatuses(models.Model):
     send_rejected = models.BooleanField(
         "send rejected", default=True, help_text="Also when an approved one is charged back."
     )
+
+    # What buyers tune at the source (shaping): how many, how much, which.
+    ALL, FIRST, APPROVED_ONLY = "all", "first", "approved"
+    SEND_MODES = [
+        (ALL, "All events"),
+        (FIRST, "First event per client only"),
+        (APPROVED_ONLY, "Approved only"),
+    ]
+    send_share = models.PositiveSmallIntegerField(
+        "send share (%)",
+        default=100,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text="Send this share of the events that qualify, per goal, by a counter "
+        "(50: every second one); the others are recorded as skipped by share.",
+    )
+    payout_share = models.PositiveSmallIntegerField(
+        "payout share (%)",
+        default=100,
+        validators=[MinValueValidator(1), MaxValueValidator(1000)],
+        help_text="{sum} is this share of the conversion's amount; {sum_original} is the "
+        "amount itself.",
+    )
+    send_mode = models.CharField(max_length=10, choices=SEND_MODES, default=ALL)
+    min_amount = models.DecimalField(
+        max_digits=28, decimal_places=8, null=True, blank=True, help_text="Empty: no minimum."
+    )
+    max_amount = models.DecimalField(
+        max_digits=28, decimal_places=8, null=True, blank=True, help_text="Empty: no maximum."
+    )
+    geos = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Only clients of these countries, comma separated (US, DE). Empty: any.",
+    )
+    campaign_pattern = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Only clients whose campaign matches this pattern (* for any characters, "
+        "e.g. 'fb_*'). Empty: any.",
+    )
+    # The share's counter per goal: {goal id: events that qualified so far}.
+    share_counters = models.JSONField(default=dict, blank=True, editable=False)
 
     class Meta:
         abstract = True
