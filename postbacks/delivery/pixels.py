@@ -58,31 +58,36 @@ def ga_client_id(cookie):
     return ".".join(parts[-2:]) if len(parts) >= 2 and all(parts[-2:]) else ""
 
 
-def facebook(pixel, conversion, event, delivery_id):
-    """Conversions API, as 001's server pixel: form body with access_token and data."""
+def facebook_event(pixel, conversion, event, delivery_id):
+    """One entry of the Conversions API's `data` array."""
     client = conversion.client
-    data = [
-        {
-            "action_source": "website",
-            "event_name": event,
-            "event_time": _event_time(conversion),
-            "event_id": str(delivery_id),
-            "user_data": _known(
-                external_id=_external_id(client),
-                client_ip_address=client.ip,
-                client_user_agent=client.user_agent,
-                fbc=client.facebook_fbc,
-                fbp=client.fbp,
-            ),
-            "custom_data": {"value": float(conversion.amount), "currency": conversion.currency},
-        }
-    ]
+    entry = {
+        "action_source": "website",
+        "event_name": event,
+        "event_time": _event_time(conversion),
+        "event_id": str(delivery_id),
+        "user_data": _known(
+            external_id=_external_id(client),
+            client_ip_address=client.ip,
+            client_user_agent=client.user_agent,
+            fbc=client.facebook_fbc,
+            fbp=client.fbp,
+        ),
+        "custom_data": {"value": float(conversion.amount), "currency": conversion.currency},
+    }
     if _page(client):
-        data[0]["event_source_url"] = _page(client)
-    fields = {"access_token": pixel.access_token, "data": json.dumps(data)}
-    if pixel.test_event_code:
-        fields["test_event_code"] = pixel.test_event_code
+        entry["event_source_url"] = _page(client)
+    return entry
 
+
+def facebook_request(pixel, texts, test=False):
+    """Conversions API, as 001's server pixel: form body with access_token and
+    data, the JSON texts of its entries (up to 1,000 in one request). The
+    pixel's test event code only on a test send: Meta shows such events in
+    Test Events and nowhere else."""
+    fields = {"access_token": pixel.access_token, "data": f"[{', '.join(texts)}]"}
+    if test and pixel.test_event_code:
+        fields["test_event_code"] = pixel.test_event_code
     body = "&".join(f"{k}={quote(v, safe='')}" for k, v in fields.items())
     return Request(
         method="POST",
@@ -93,68 +98,92 @@ def facebook(pixel, conversion, event, delivery_id):
     )
 
 
-def tiktok(pixel, conversion, event, delivery_id):
-    """Events API 2.0: JSON with the pixel code as event source, token in a header."""
+def facebook(pixel, conversion, event, delivery_id, test=False):
+    entry = facebook_event(pixel, conversion, event, delivery_id)
+    return facebook_request(pixel, [json.dumps(entry)], test)
+
+
+def tiktok_event(pixel, conversion, event, delivery_id):
+    """One entry of the Events API's `data` array."""
     client = conversion.client
-    payload = {
-        "event_source": "web",
-        "event_source_id": pixel.pixel_id,
-        "data": [
-            {
-                "event": event,
-                "event_time": _event_time(conversion),
-                "event_id": str(delivery_id),
-                "user": _known(
-                    external_id=_external_id(client),
-                    ttclid=client.ttclid,
-                    ip=client.ip,
-                    user_agent=client.user_agent,
-                ),
-                "properties": {
-                    "value": float(conversion.amount),
-                    "currency": conversion.currency,
-                },
-            }
-        ],
+    entry = {
+        "event": event,
+        "event_time": _event_time(conversion),
+        "event_id": str(delivery_id),
+        "user": _known(
+            external_id=_external_id(client),
+            ttclid=client.ttclid,
+            ip=client.ip,
+            user_agent=client.user_agent,
+        ),
+        "properties": {
+            "value": float(conversion.amount),
+            "currency": conversion.currency,
+        },
     }
     if _page(client):
-        payload["data"][0]["page"] = {"url": _page(client)}
-    if pixel.test_event_code:
-        payload["test_event_code"] = pixel.test_event_code
+        entry["page"] = {"url": _page(client)}
+    return entry
+
+
+def tiktok_request(pixel, texts, test=False):
+    """Events API 2.0: JSON with the pixel code as event source, token in a
+    header, the JSON texts of the entries as `data` (up to 1,000)."""
+    head = {"event_source": "web", "event_source_id": pixel.pixel_id}
+    if test and pixel.test_event_code:
+        head["test_event_code"] = pixel.test_event_code
+    body = f'{json.dumps(head)[:-1]}, "data": [{", ".join(texts)}]}}'
     return Request(
         method="POST",
         url=f"{_base('tiktok')}/open_api/v1.3/event/track/",
         headers={"Content-Type": "application/json", "Access-Token": pixel.access_token},
-        body=json.dumps(payload).encode(),
+        body=body.encode(),
         secrets=[pixel.access_token],
     )
 
 
-def google(pixel, conversion, event, delivery_id):
-    """GA4 Measurement Protocol: measurement id and API secret in the query."""
+def tiktok(pixel, conversion, event, delivery_id, test=False):
+    entry = tiktok_event(pixel, conversion, event, delivery_id)
+    return tiktok_request(pixel, [json.dumps(entry)], test)
 
-    query = urlencode({"measurement_id": pixel.pixel_id, "api_secret": pixel.access_token})
+
+def google_event(pixel, conversion, event, delivery_id):
+    """One entry of the Measurement Protocol's `events` array."""
     params = {"value": float(conversion.amount), "currency": conversion.currency}
     if conversion.tid:
         params["transaction_id"] = conversion.tid
+    return {"name": event, "params": params}
+
+
+def google_client_id(conversion):
     # GA4 requires a client id: the browser's from its _ga cookie when we have
     # it (what matches the user), else our click id (a user GA has not seen).
-    client_id = ga_client_id(conversion.client.ga) or conversion.client.click_id
-    payload = {
-        "client_id": client_id,
-        "timestamp_micros": _event_time(conversion) * 1_000_000,
-        "events": [{"name": event, "params": params}],
-    }
+    return ga_client_id(conversion.client.ga) or conversion.client.click_id
+
+
+def google_request(pixel, client_id, timestamp_micros, texts, debug=False):
+    """GA4 Measurement Protocol: measurement id and API secret in the query; one
+    client's events (up to 25) in a request. `debug`: the validation server,
+    which answers what is wrong and records nothing."""
+    query = urlencode({"measurement_id": pixel.pixel_id, "api_secret": pixel.access_token})
+    head = {"client_id": client_id, "timestamp_micros": timestamp_micros}
+    body = f'{json.dumps(head)[:-1]}, "events": [{", ".join(texts)}]}}'
     return Request(
         method="POST",
-        url=f"{_base('google')}/mp/collect?{query}",
+        url=f"{_base('google')}/{'debug/' if debug else ''}mp/collect?{query}",
         headers={"Content-Type": "application/json"},
-        body=json.dumps(payload).encode(),
+        body=body.encode(),
         secrets=[pixel.access_token],
     )
 
 
-def yandex(pixel, conversion, event, delivery_id):
+def google(pixel, conversion, event, delivery_id, test=False):
+    entry = google_event(pixel, conversion, event, delivery_id)
+    micros = _event_time(conversion) * 1_000_000
+    return google_request(pixel, google_client_id(conversion), micros, [json.dumps(entry)], test)
+
+
+def yandex(pixel, conversion, event, delivery_id, test=False):
     """Metrica offline conversions: a CSV file uploaded as multipart form data.
 
     The user is matched on Metrica's own id (_ym_uid) or the ad click's yclid
@@ -195,12 +224,26 @@ def yandex(pixel, conversion, event, delivery_id):
 
 
 BUILDERS = {"facebook": facebook, "tiktok": tiktok, "google": google, "yandex": yandex}
+# One event as an entry of a batch's array (pixel_batch.py sends them together).
+EVENTS = {"facebook": facebook_event, "tiktok": tiktok_event, "google": google_event}
 
 
-def build(pixel, conversion, delivery_id):
+def event_name(pixel, conversion):
+    """The goal's event name at the pixel's network; refuses what is no sale."""
     refused = not_a_sale(conversion)
     if refused:
         # Fan-out skips these; a delivery made before it did is refused here, never sent.
         raise ValueError(refused)
-    event = getattr(conversion.goal, f"{pixel.network}_event")
-    return BUILDERS[pixel.network](pixel, conversion, event, delivery_id)
+    return getattr(conversion.goal, f"{pixel.network}_event")
+
+
+def build(pixel, conversion, delivery_id, test=False):
+    """The request of one event; `test`: as the admin's test send makes it (the
+    pixel's test event code, GA4's validation server)."""
+    event = event_name(pixel, conversion)
+    return BUILDERS[pixel.network](pixel, conversion, event, delivery_id, test)
+
+
+def entry(pixel, conversion, delivery_id):
+    """One event as its network's batch takes it, a dict."""
+    return EVENTS[pixel.network](pixel, conversion, event_name(pixel, conversion), delivery_id)
