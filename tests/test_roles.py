@@ -174,6 +174,15 @@ VIEWS = {
     "tracker_spot_regenerate_api_key": View(
         None, "LS", lambda w: [w.spot.pk], touches=("tracker.spot",)
     ),
+    "tracker_spot_signing_secret": View(
+        None, "LS", lambda w: [w.spot.pk], touches=("tracker.spot",)
+    ),
+    "tracker_partner_signing_secret": View(
+        None, "LS", lambda w: [w.partner.pk], touches=("tracker.partner",)
+    ),
+    "postbacks_outgoingpostback_rotate_secret": View(
+        None, "LS", lambda w: [w.own["postback"].pk], touches=("postbacks.outgoingpostback",)
+    ),
     "tracker_partner_from_preset": View(
         "LS",
         "LS",

@@ -35,6 +35,7 @@ from tracker.models import (
     split_words,
 )
 from tracker.presets import apply_preset
+from tracker.signing import new_secret
 
 # The request being rendered, per thread (runserver serves requests in threads).
 _current = threading.local()
@@ -185,13 +186,72 @@ class PartnerInline(admin.TabularInline):
     show_change_link = True
 
 
-class SpotAdmin(admin.ModelAdmin):
+class SigningSecretMixin:
+    """A spot's or partner's signed requests: `require_signature`, and its
+    secret, made by Generate (or on saving with signatures required) and shown
+    once, on the page after. The form never shows it."""
+
+    secret_url = ""  # the name of the admin URL that makes a new one
+
+    @admin.display(description="Signing secret")
+    def signing_secret_state(self, obj):
+        if not obj.pk:
+            return "Made when the page is saved with signed requests required."
+        state = "Set; it was shown once, when made." if obj.signing_secret else "None yet."
+        url = reverse(f"admin:{self.secret_url}", args=[obj.pk])
+        return format_html(
+            '{}<p><button type="submit" class="button" name="_signing_secret" formaction="{}" '
+            "onclick=\"return confirm('A new secret replaces the current one at once and is "
+            "shown once. Generate?')\">Generate signing secret</button></p>",
+            state,
+            url,
+        )
+
+    def secret_urls(self):
+        view = self.admin_site.admin_view(require_POST(self.generate_secret_view))
+        return [path("<int:pk>/signing-secret/", view, name=self.secret_url)]
+
+    def generate_secret_view(self, request, pk):
+        obj = get_object_or_404(self.model, pk=pk)
+        if not self.has_change_permission(request, obj):
+            messages.error(request, f"You may not change this {self.opts.verbose_name}.")
+        else:
+            obj.signing_secret = new_secret()
+            obj.save(update_fields=["signing_secret"])
+            log_change(request, [obj], "Generated a new signing secret.")
+            self.show_secret(request, obj)
+        return redirect(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", obj.pk)
+
+    def save_model(self, request, obj, form, change):
+        made = obj.require_signature and not obj.signing_secret
+        if made:
+            obj.signing_secret = new_secret()
+        super().save_model(request, obj, form, change)
+        if made:
+            self.show_secret(request, obj)
+
+    def show_secret(self, request, obj):
+        messages.warning(
+            request,
+            f"The signing secret of {obj}, shown only now: {obj.signing_secret} Give it to "
+            "the caller: it signs its JSON POSTs with it (Standard Webhooks).",
+        )
+
+
+class SpotAdmin(SigningSecretMixin, admin.ModelAdmin):
     list_display = ["name", "slug", "crm_enabled", "currency", "goal_count", "created"]
     ordering = ["name"]
     list_filter = ["crm_enabled", "currency"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
-    readonly_fields = ["incoming_postback_url", "postback_token", "bot_api_key", "created"]
+    readonly_fields = [
+        "incoming_postback_url",
+        "postback_token",
+        "bot_api_key",
+        "created",
+        "signing_secret_state",
+    ]
+    secret_url = "tracker_spot_signing_secret"
     actions = ["regenerate_tokens"]
     inlines = [GoalInline, PixelInline, PartnerInline]
     fieldsets = [
@@ -207,7 +267,16 @@ class SpotAdmin(admin.ModelAdmin):
         ),
         (
             "Network IPs, status words and answer",
-            {"fields": ["allowed_ips", "status_map", "plain_answer"], "classes": ["collapse"]},
+            {
+                "fields": [
+                    "allowed_ips",
+                    "status_map",
+                    "plain_answer",
+                    "require_signature",
+                    "signing_secret_state",
+                ],
+                "classes": ["collapse"],
+            },
         ),
         (
             "Clicks and bots",
@@ -338,6 +407,7 @@ class SpotAdmin(admin.ModelAdmin):
                 self.admin_site.admin_view(require_POST(self.regenerate_api_key_view)),
                 name="tracker_spot_regenerate_api_key",
             ),
+            *self.secret_urls(),
         ]
         return urls + super().get_urls()
 
@@ -412,13 +482,14 @@ class PartnerPostbackInline(admin.StackedInline):
 
 
 @admin.register(Partner)
-class PartnerAdmin(admin.ModelAdmin):
+class PartnerAdmin(SigningSecretMixin, admin.ModelAdmin):
     list_display = ["name", "spot", "slug", "click_id_param", "preset"]
     list_filter = ["spot", "preset"]
     search_fields = ["name", "slug"]
     list_select_related = ["spot"]
     prepopulated_fields = {"slug": ["name"]}
-    readonly_fields = ["preset", "created"]
+    readonly_fields = ["preset", "created", "signing_secret_state"]
+    secret_url = "tracker_partner_signing_secret"
     inlines = [PartnerPostbackInline]
     change_list_template = "admin/tracker/partner/change_list.html"
     fieldsets = [
@@ -426,7 +497,13 @@ class PartnerAdmin(admin.ModelAdmin):
         (
             "Network IPs, status words and answer",
             {
-                "fields": ["status_map", "allowed_ips", "plain_answer"],
+                "fields": [
+                    "status_map",
+                    "allowed_ips",
+                    "plain_answer",
+                    "require_signature",
+                    "signing_secret_state",
+                ],
                 "description": "Applied when the postback URL carries partner=&lt;slug&gt;.",
             },
         ),
@@ -441,6 +518,7 @@ class PartnerAdmin(admin.ModelAdmin):
         view = self.admin_site.admin_view(self.from_preset_view)
         return [
             path("from-preset/", view, name="tracker_partner_from_preset"),
+            *self.secret_urls(),
             *super().get_urls(),
         ]
 
@@ -463,6 +541,8 @@ class PartnerAdmin(admin.ModelAdmin):
                 request,
                 f"{partner} is set up: paste its postback URLs below into the partner.",
             )
+            for text in getattr(partner, "shown_once", []):  # e.g. a signing secret
+                messages.warning(request, text)
             return redirect("admin:tracker_partner_change", partner.pk)
         context = {
             **self.admin_site.each_context(request),

@@ -26,6 +26,8 @@ from tracker.status_words import (
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 
 # Sent inside the transaction of apply_preset: partner, preset, outgoing_base.
+# A receiver may add texts to `partner.shown_once` (a secret it made): the
+# admin shows them on the page after, and never again.
 preset_applied = Signal()
 
 
@@ -104,6 +106,8 @@ def check_outgoing(spec):
                 f"sends {{status}} but 'status_words' gives no receiver's word for "
                 f"{', '.join(missing)}."
             )
+    if not isinstance(spec.get("signed", False), bool):
+        raise ValueError("'signed' must be true or false.")
     required = [n.strip().strip("{}") for n in spec.get("required_macros", "").split(",")]
     bad = [n for n in required if n and not is_known(n)]
     if bad:

@@ -9,10 +9,11 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.views.decorators.http import require_POST
 
 from crm.models import Conversion
 from crm.visibility import visible
-from postbacks.delivery import attempts, render
+from postbacks.delivery import attempts, render, signing
 from postbacks.models import Delivery, OutgoingPostback
 from tracker.admin_utils import log_change
 from tracker.models import PartnerPreset
@@ -150,6 +151,15 @@ def without_send_rules(name, options):
     return name, {**options, "fields": fields, "description": LOCKED_SENDS}
 
 
+def show_secret(request, postback, secret, why):
+    """The one time a signing secret is shown: the page after it was made."""
+    messages.warning(
+        request,
+        f"{why} The signing secret of {postback}, shown only now: {secret} "
+        "Give it to the receiver to verify webhook-signature; it is never shown again.",
+    )
+
+
 class OutgoingPostbackAdmin(admin.ModelAdmin):
     form = OutgoingPostbackForm
     change_form_template = "admin/postbacks/outgoing_change_form.html"
@@ -158,7 +168,7 @@ class OutgoingPostbackAdmin(admin.ModelAdmin):
     search_fields = ["name", "url"]
     list_select_related = ["spot"]
     filter_horizontal = ["goals"]
-    readonly_fields = ["test_link", "consecutive_failures", "state"]
+    readonly_fields = ["test_link", "consecutive_failures", "state", "signing_state"]
     fieldsets = [
         (None, {"fields": ["spot", "name", "partner", "goals", "enabled", "test_link"]}),
         (
@@ -206,6 +216,14 @@ class OutgoingPostbackAdmin(admin.ModelAdmin):
         ),
         ("Pace", {"fields": ["min_delay", "max_rps"]}),
         (
+            "Signing",
+            {
+                "fields": ["signed", "signing_state"],
+                "description": "Standard Webhooks v1: the receiver checks webhook-signature "
+                "with the secret (see the README's Signed requests).",
+            },
+        ),
+        (
             "Responses",
             {"fields": ["success_status", "success_text", "error_status", "error_text"]},
         ),
@@ -214,6 +232,9 @@ class OutgoingPostbackAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
+        secret = signing.ensure_secret(obj)
+        if secret:
+            show_secret(request, obj, secret, "Its requests are signed now.")
         if getattr(form, "url_from_partner", ""):
             self.message_user(
                 request,
@@ -233,15 +254,51 @@ class OutgoingPostbackAdmin(admin.ModelAdmin):
         url = reverse("admin:postbacks_outgoingpostback_test", args=[obj.pk])
         return format_html('<a class="button" href="{}">Preview and test send</a>', url)
 
+    @admin.display(description="Signing secret")
+    def signing_state(self, obj):
+        if not obj.signing_secret:
+            return "Made and shown once when signing is switched on and the postback saved."
+        old = ""
+        if obj.old_secret_until and obj.old_secret_until > attempts.now():
+            old = f" The previous secret also signs until {obj.old_secret_until:%Y-%m-%d %H:%M}."
+        rotate = reverse("admin:postbacks_outgoingpostback_rotate_secret", args=[obj.pk])
+        return format_html(
+            "Set; it was shown once, when made.{}"
+            '<p><button type="submit" class="button" name="_rotate_secret" formaction="{}" '
+            "onclick=\"return confirm('A new secret is made and shown once; the current one "
+            "keeps signing for {} hours. Rotate?')\">Rotate signing secret</button></p>",
+            old,
+            rotate,
+            int(signing.grace().total_seconds() // 3600),
+        )
+
     def get_urls(self):
         urls = [
             path(
                 "<int:pk>/test/",
                 self.admin_site.admin_view(self.test_view),
                 name="postbacks_outgoingpostback_test",
-            )
+            ),
+            path(
+                "<int:pk>/rotate-secret/",
+                self.admin_site.admin_view(require_POST(self.rotate_secret_view)),
+                name="postbacks_outgoingpostback_rotate_secret",
+            ),
         ]
         return urls + super().get_urls()
+
+    def rotate_secret_view(self, request, pk):
+        postback = get_object_or_404(OutgoingPostback, pk=pk)
+        if not self.has_change_permission(request, postback):
+            messages.error(request, "You may not change this postback: the secret is unchanged.")
+            return redirect("admin:postbacks_outgoingpostback_change", postback.pk)
+        secret = signing.rotate(postback)
+        log_change(request, [postback], "Rotated the signing secret.")
+        hours = int(signing.grace().total_seconds() // 3600)
+        show_secret(
+            request, postback, secret, f"The previous secret keeps signing for {hours} hours."
+        )
+        return redirect("admin:postbacks_outgoingpostback_change", postback.pk)
 
     def test_view(self, request, pk):
         postback = get_object_or_404(OutgoingPostback.objects.select_related("spot"), pk=pk)

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from crm.macros import conversion_context, sample_context
 from postbacks import wake
-from postbacks.delivery import order, pixels, render, sender
+from postbacks.delivery import order, pixels, render, sender, signing
 from postbacks.models import Delivery, DeliveryAttempt, OutgoingPostback
 
 log = logging.getLogger(__name__)
@@ -162,6 +162,7 @@ def attempt_timeout(pb):
 
 def send(req, pb, delivery_id=None):
     try:
+        signing.apply(req, pb, delivery_id)  # a signed postback's headers, stamped now
         return sender.send(req, attempt_timeout(pb), delivery_id=delivery_id)
     except Exception as e:  # sender.send does not raise; if it ever does, the attempt is logged
         log.exception("Sending delivery %s failed", delivery_id)
@@ -416,6 +417,7 @@ def test_send(postback, conversion=None, user=None):
     """Send the postback once, log it, never retry. Returns the attempt."""
     req = preview(postback, conversion)
     try:
+        signing.apply(req, postback, signing.test_id())
         result = sender.send(req, min(TEST_SEND_TIMEOUT, attempt_timeout(postback)))
     except Exception as e:  # as send(): the attempt is logged whatever happened
         log.exception("Test send of postback %s failed", postback.pk)
