@@ -119,6 +119,8 @@ def conversion_context(conversion, attributed=True):
             "action": conversion.goal.token,
             "goal": conversion.goal.name,
             "sum": values.money(conversion.amount),
+            # A target's payout share scales {sum} (postbacks.delivery.render), never this.
+            "sum_original": values.money(conversion.amount),
             "currency": conversion.currency,
             "tid": conversion.tid,
             "status": conversion.status,

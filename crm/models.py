@@ -156,7 +156,7 @@ class Client(models.Model):
                 return self.record_conversion(event, amount, currency, tid, status, locked=True)
         goal, existing, why = self._decide(event, tid)
         if existing is not None:
-            return existing, existing.apply_repeat(amount, status)
+            return existing, existing.apply_repeat(amount, status, goal.repeat_mode)
         conversion = Conversion.objects.create(
             spot=self.spot,
             client=self,
@@ -437,13 +437,27 @@ class Conversion(models.Model):
     def counted(self):
         return self.status != STATUS_REJECTED
 
-    def apply_repeat(self, amount, status):
-        """A later postback for this same transaction: update or call it a duplicate."""
+    def apply_repeat(self, amount, status, mode=Goal.UPDATE_AMOUNT):
+        """A later postback for this same transaction: update or call it a duplicate.
+
+        A new status takes the amount sent with it. With the status unchanged
+        the goal's repeat mode (`mode`) decides what its amount does: ignored
+        (a duplicate), taken instead of the amount, or added to it (a network
+        that reports each payout of one transaction)."""
         changes = {}
-        if amount is not None and amount != self.amount:
-            changes["amount"] = amount
         if status and status != self.status:
             changes["status"] = status
+        elif amount and mode == Goal.ADD_AMOUNT:
+            amount = self.amount + amount
+        elif amount is not None and amount != self.amount and mode == Goal.IGNORE:
+            self.decision = (
+                f"The same tid with another amount ({values.money(amount)}, kept "
+                f"{values.money(self.amount)}): ignored, as this goal ignores repeats; its "
+                "'a repeat with the same tid' set to update or add the amount would take it."
+            )
+            amount = None
+        if amount is not None and amount != self.amount:
+            changes["amount"] = amount
         if not changes:
             return "duplicate"
         # What it was: a status change is an event of its own (postbacks.fanout).

@@ -94,6 +94,7 @@ def test_quick_changes_in_one_batch_with_a_slow_first_send_end_right(
 
 @pytest.mark.django_db(transaction=True)
 def test_changes_made_while_the_first_is_sent_wait_for_it(lead, postback, applying):
+    lead.spot.goals.filter(token="dep").update(repeat_mode="update")  # a new amount replaces
     applying.rule = lambda q, n: (200, 0.3 if n == 1 else 0, {})
     conversion = change(lead, "pending")
     sender = threading.Thread(target=batch.send_due)

@@ -141,6 +141,7 @@ def test_a_status_change_for_the_same_tid_updates_the_conversion(client, spot, l
 
 
 def test_a_changed_amount_for_the_same_tid_updates_it(client, spot, lead):
+    spot.goals.filter(token="dep").update(repeat_mode="update")  # a new amount replaces
     base = f"clickid={lead.click_id}&tracker.event=sale&tracker.tid=t1&tracker.cost="
     client.get(url(spot, base + "50"))
     assert client.get(url(spot, base + "40")).json()["status"] == "updated"

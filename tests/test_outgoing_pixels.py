@@ -39,7 +39,8 @@ def test_facebook_gets_a_conversions_api_event(spot, lead, networks):
     assert form["access_token"] == ["TOK"]
     [event] = json.loads(form["data"][0])
     assert event["event_name"] == "Purchase" and event["action_source"] == "website"
-    assert event["event_id"] == str(d.pk)
+    d.refresh_from_db()
+    assert event["event_id"] == d.event_id == f"{d.conversion_id}-0"
     assert event["user_data"]["external_id"] == hashlib.sha256(lead.click_id.encode()).hexdigest()
     assert event["custom_data"] == {"value": 25.0, "currency": "EUR"}
 

@@ -78,6 +78,7 @@ def test_a_deposit_rejected_from_the_start_is_not_sent(client, spot, lead, recei
 
 
 def test_a_sale_reaches_a_pixel_once_whatever_changes_after(client, spot, lead, receiver, pixel):
+    spot.goals.filter(token="dep").update(repeat_mode="update")  # a new amount replaces
     postback(client, spot, lead, "pending")
     assert events(receiver) == [("Purchase", 70.0, "USD")]
     postback(client, spot, lead, "approved")  # confirmed

@@ -95,6 +95,7 @@ def test_the_same_tid_changes_that_deposit_and_the_row_says_what_changed(client,
 
 
 def test_the_log_lists_updated_as_its_own_status(client, spot, lead):
+    spot.goals.filter(token="dep").update(repeat_mode="update")  # a new amount replaces
     base = {"clickid": lead.click_id, "goal": "dep", "tid": "t1"}
     send(client, spot, **base, sum="50")
     send(client, spot, **base, sum="40")

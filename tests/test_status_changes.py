@@ -83,6 +83,7 @@ def test_pending_then_approved_then_charged_back(client, spot, lead, receiver, t
 
 
 def test_a_new_amount_is_sent_with_the_old_one(client, spot, lead, receiver, targets):
+    spot.goals.filter(token="dep").update(repeat_mode="update")  # a new amount replaces
     postback(client, spot, lead, "approved", amount="50")
     sent(receiver)
     assert postback(client, spot, lead, "approved", amount="45.5") == "updated"

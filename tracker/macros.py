@@ -31,6 +31,8 @@ PLAIN = [
     "action",
     "goal",
     "sum",
+    # The conversion's own amount: {sum} is the payout share of it.
+    "sum_original",
     "currency",
     "tid",
     "status",
@@ -74,8 +76,8 @@ ALIASES = {
     # Nothing caps a payout here: the intended amount is the amount.
     "IntendedPayout": "sum",
     "IntendedAmount": "sum",
-    # Amounts go out as the partner reported them, never converted.
-    "OriginalAmount": "sum",
+    # Amounts go out as the partner reported them, never converted (nor shared).
+    "OriginalAmount": "sum_original",
     "Currency": "currency",
     "OriginalCurrency": "currency",
     "RefCustomerCountry": "geo",

@@ -96,9 +96,10 @@ def reported(delivery):
         "currency": delivery.event_currency,
     }
     own = {k: v for k, v in own.items() if v not in (None, "") and v != getattr(conversion, k)}
-    if not (own or delivery.previous_status or delivery.event_time):
+    if not (own or delivery.previous_status or delivery.event_time or delivery.event_id):
         return conversion  # as it is: no copy
     conversion = copy.copy(conversion)
+    conversion.event_id = delivery.event_id  # the networks' id of this event (pixels)
     for name, value in own.items():
         setattr(conversion, name, value)
     if delivery.previous_status:

@@ -9,13 +9,14 @@ from django.db import connection, transaction
 from django.db.models.signals import post_save
 from django.utils import timezone
 
-from crm import macros
+from crm import macros, values
 from crm.models import Client, Conversion, Message, conversion_recorded
 from crm.rows import columns_of, read_rows
 from postbacks import wake
 from postbacks.delivery import order, pixels, render
 from postbacks.models import Delivery, OutgoingPostback
-from tracker.models import LEAD, Goal, Pixel
+from tracker import shaping
+from tracker.models import LEAD, STATUS_APPROVED, Goal, Pixel, SendsStatuses
 
 # A goal's message template that names these is posted for status changes too.
 STATUS_MACROS = re.compile(r"\{(status|previous_status)\}")
@@ -33,14 +34,144 @@ def skip_reason(postback, conversion):
         return _missing_macros(postback, conversion)
     if not postback.all_users and not client.attributed:
         return "The client did not come from an ad (send for all users is off)."
-    if postback.first_event_only:
-        earlier = client.conversions.filter(goal_id=conversion.goal_id).exclude(pk=conversion.pk)
-        if earlier.filter(created__lte=conversion.created).exists():
-            return "Not the client's first event of this goal (first event only)."
+    reason = shaping_reason(postback, conversion)
+    if reason:
+        return reason
     window = postback.reengagement_window
     if window is not None and conversion.created - client.created > window:
         return "The event came after the re-engagement window."
     return _missing_macros(postback, conversion)
+
+
+def shaping_reason(target, conversion):
+    """Why the send mode or the conditions of `target` (an outgoing postback
+    or a pixel) keep this event from it, or ''."""
+    mode = target.send_mode
+    if mode == SendsStatuses.APPROVED_ONLY and conversion.status != STATUS_APPROVED:
+        return f"Approved only: this event is {conversion.status}."
+    # The postback's older "first event only" box and the mode are one setting.
+    first_only = mode == SendsStatuses.FIRST or getattr(target, "first_event_only", False)
+    if first_only and not _first_of_goal(conversion):
+        return "Not the client's first event of this goal (first event only)."
+    return _amount_reason(target, conversion) or _client_reason(target, conversion.client)
+
+
+def _first_of_goal(conversion):
+    earlier = conversion.client.conversions.filter(goal_id=conversion.goal_id)
+    return not earlier.exclude(pk=conversion.pk).filter(created__lte=conversion.created).exists()
+
+
+def _amount_reason(target, conversion):
+    amount, low, high = conversion.amount or 0, target.min_amount, target.max_amount
+    said = f"The amount {values.money(amount)} {conversion.currency}"
+    if low is not None and amount < low:
+        return f"{said} is under the minimum {values.money(low)}."
+    if high is not None and amount > high:
+        return f"{said} is over the maximum {values.money(high)}."
+    return ""
+
+
+def _client_reason(target, client):
+    geos = shaping.parse_geos(target.geos)
+    if geos and (client.geo or "").upper() not in geos:
+        return f"The client's country ({client.geo or 'unknown'}) is not one of {', '.join(geos)}."
+    pattern = target.campaign_pattern
+    if pattern.strip():
+        # The name when the ad gave one (fb_spring_us), else its id.
+        named = [v for v in (client.advert_campaign_name, client.advert_campaign_id) if v]
+        if not any(shaping.pattern_matches(pattern, v) for v in named):
+            campaign = " / ".join(named) or "none"
+            return f"The client's campaign ({campaign}) does not match {pattern.strip()!r}."
+    return ""
+
+
+def share_reason(target, conversion):
+    """'' when the send share lets this event go, else why not, counting it.
+
+    The counter (per goal, on the target's row, locked) counts each
+    conversion once, at its first event that qualifies here; its later
+    status or amount changes follow that event: sent when it went, skipped
+    when the share skipped it (a receiver never hears of a change of a sale
+    it was not told of)."""
+    percent = target.send_share
+    if percent >= 100 or getattr(target, "locked", False):
+        return ""
+    followed = _followed(target, conversion)
+    if followed is not None:
+        return followed
+    model = type(target)
+    rows = model.objects.select_for_update().filter(pk=target.pk)
+    counters = dict(rows.values_list("share_counters", flat=True).first() or {})
+    key = str(conversion.goal_id)
+    n = int(counters.get(key, 0)) + 1
+    counters[key] = n
+    model.objects.filter(pk=target.pk).update(share_counters=counters)
+    target.share_counters = counters
+    return "" if shaping.share_sends(percent, n) else shaping.share_reason(percent, n)
+
+
+FOLLOWS_SHARE = (
+    f"{shaping.SHARE_PREFIX}: this conversion's first event here was skipped by share, "
+    "and its changes follow it."
+)
+
+
+def _followed(target, conversion):
+    """For a change: '' when an earlier event of the conversion went to the
+    target, the share's reason when the share skipped it, None when none
+    did (this is the first that qualifies here, and is counted)."""
+    if getattr(conversion, "change", None) is None:
+        return None
+    field = "pixel" if isinstance(target, Pixel) else "postback"
+    earlier = Delivery.objects.filter(conversion=conversion, **{field: target.pk})
+    went = False
+    for status, error in earlier.values_list("status", "last_error"):
+        if status == Delivery.SKIPPED and error.startswith(shaping.SHARE_PREFIX):
+            return FOLLOWS_SHARE
+        went = went or status != Delivery.SKIPPED
+    return "" if went else None
+
+
+def peek_share(target, conversion):
+    """The share's answer for an event of `conversion` now, without counting it."""
+    if target.send_share >= 100 or getattr(target, "locked", False):
+        return ""
+    followed = _followed(target, conversion)
+    if followed is not None:
+        return followed
+    n = int((target.share_counters or {}).get(str(conversion.goal_id), 0)) + 1
+    if shaping.share_sends(target.send_share, n):
+        return ""
+    return f"The next event of this goal here: {shaping.share_reason(target.send_share, n)}"
+
+
+def verdict(postback, conversion):
+    """Whether `postback` would send an event of `conversion` now, and why
+    not ('' when it would): the preview's answer, from the checks fan-out
+    makes (the share's counter is read, not moved)."""
+    status = conversion.status
+    if not postback.sends(status):
+        return f"This postback does not send {status} conversions (send {status} is off)."
+    reason = skip_reason(postback, conversion) or peek_share(postback, conversion)
+    if reason:
+        return reason
+    return "" if postback.enabled else "Held: the postback is off; switching it on sends it."
+
+
+def event_id(conversion):
+    """The id of the event being fanned out, the same for all its deliveries
+    and across their retries and resends (stored on each): the ad networks
+    dedupe on it. '<conversion id>-0' for the conversion's arrival, then one
+    more for each status or amount change."""
+    if getattr(conversion, "change", None) is None:
+        return f"{conversion.pk}-0"
+    ids = Delivery.objects.filter(conversion=conversion).exclude(event_id="")
+    numbers = [
+        int(tail)
+        for tail in (i.rpartition("-")[2] for i in ids.values_list("event_id", flat=True))
+        if tail.isdigit()
+    ]
+    return f"{conversion.pk}-{max(numbers, default=0) + 1}"
 
 
 def _missing_macros(postback, conversion):
@@ -90,7 +221,7 @@ def create_deliveries(conversion):
     for postback in read_rows(OutgoingPostback, _postbacks_sql(), params):
         if not postback.sends(status):
             continue
-        reason = skip_reason(postback, conversion)
+        reason = skip_reason(postback, conversion) or share_reason(postback, conversion)
         state = Delivery.PENDING
         if reason:
             state = Delivery.SKIPPED
@@ -108,8 +239,10 @@ def create_deliveries(conversion):
     if change is None and goal.external_postback.strip():
         rows.append(Delivery(external_goal=goal, next_attempt=now))
     rows += pixel_deliveries(conversion, now)
+    event = event_id(conversion) if rows else ""
     for row in rows:
         row.conversion, row.spot, row.event_status = conversion, spot, status
+        row.event_id = event
         # The event's own values: sent as they are now, however late it goes out.
         row.event_amount, row.event_currency = conversion.amount, conversion.currency
         row.event_time = now
@@ -132,10 +265,14 @@ def pixel_deliveries(conversion, now):
         return []
     found = conversion.spot.pixels.filter(
         enabled=True, network__in=networks, **{f"send_{status}": True}
-    )
+    ).order_by("pk")  # the share locks their rows: always in one order
     rows = []
     for pixel in found:
-        reason = pixel_skip_reason(pixel, conversion)
+        reason = (
+            pixel_skip_reason(pixel, conversion)
+            or shaping_reason(pixel, conversion)
+            or share_reason(pixel, conversion)
+        )
         state = Delivery.SKIPPED if reason else Delivery.PENDING
         rows.append(Delivery(pixel=pixel, status=state, last_error=reason, next_attempt=now))
     return rows

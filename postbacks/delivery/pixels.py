@@ -4,6 +4,7 @@ Each network's base URL is a setting (POSTBACKS_PIXEL_URLS) so a test or a
 proxy can stand in for the network.
 """
 
+import copy
 import hashlib
 import json
 from urllib.parse import quote, urlencode
@@ -12,6 +13,7 @@ from django.conf import settings
 
 from crm import values
 from postbacks.delivery.render import Request
+from tracker import shaping
 from tracker.models import STATUS_REJECTED
 
 # A pixel reports sales: an ad network has no event that takes one back, and
@@ -52,6 +54,25 @@ def _page(client):
     return client.page_url or client.spot.target_url
 
 
+def event_id(conversion, delivery_id):
+    """The event's id at the network: the one fan-out gave the event
+    (Delivery.event_id, set on the conversion by attempts.reported), the same
+    on retries and resends, so the network dedupes it against the browser
+    pixel's; the delivery's id for a delivery made before event ids."""
+    return getattr(conversion, "event_id", "") or str(delivery_id)
+
+
+def shared(pixel, conversion):
+    """`conversion` with the amount the pixel is told: its payout share of the
+    conversion's, rounded as the currency is paid (tracker.shaping)."""
+    percent = getattr(pixel, "payout_share", 100)
+    if percent == 100:
+        return conversion
+    told = copy.copy(conversion)
+    told.amount = shaping.share_of(conversion.amount, percent, conversion.currency)
+    return told
+
+
 def ga_client_id(cookie):
     """GA4's client id from a _ga cookie ('GA1.1.1234567890.1700000000'), or ''."""
     parts = (cookie or "").split(".")
@@ -65,7 +86,7 @@ def facebook_event(pixel, conversion, event, delivery_id):
         "action_source": "website",
         "event_name": event,
         "event_time": _event_time(conversion),
-        "event_id": str(delivery_id),
+        "event_id": event_id(conversion, delivery_id),
         "user_data": _known(
             external_id=_external_id(client),
             client_ip_address=client.ip,
@@ -109,7 +130,7 @@ def tiktok_event(pixel, conversion, event, delivery_id):
     entry = {
         "event": event,
         "event_time": _event_time(conversion),
-        "event_id": str(delivery_id),
+        "event_id": event_id(conversion, delivery_id),
         "user": _known(
             external_id=_external_id(client),
             ttclid=client.ttclid,
@@ -150,8 +171,9 @@ def tiktok(pixel, conversion, event, delivery_id, test=False):
 def google_event(pixel, conversion, event, delivery_id):
     """One entry of the Measurement Protocol's `events` array."""
     params = {"value": float(conversion.amount), "currency": conversion.currency}
-    if conversion.tid:
-        params["transaction_id"] = conversion.tid
+    # GA4 dedupes purchases on transaction_id (it has no event id): the
+    # partner's, else the event's id.
+    params["transaction_id"] = conversion.tid or event_id(conversion, delivery_id)
     return {"name": event, "params": params}
 
 
@@ -241,9 +263,10 @@ def build(pixel, conversion, delivery_id, test=False):
     """The request of one event; `test`: as the admin's test send makes it (the
     pixel's test event code, GA4's validation server)."""
     event = event_name(pixel, conversion)
-    return BUILDERS[pixel.network](pixel, conversion, event, delivery_id, test)
+    return BUILDERS[pixel.network](pixel, shared(pixel, conversion), event, delivery_id, test)
 
 
 def entry(pixel, conversion, delivery_id):
     """One event as its network's batch takes it, a dict."""
-    return EVENTS[pixel.network](pixel, conversion, event_name(pixel, conversion), delivery_id)
+    event = event_name(pixel, conversion)
+    return EVENTS[pixel.network](pixel, shared(pixel, conversion), event, delivery_id)

@@ -13,6 +13,7 @@ from urllib.parse import quote, quote_plus
 from xml.sax.saxutils import escape as xml_escape
 
 from crm.macros import render, url_escape
+from tracker import shaping
 from tracker.status_words import parse_status_words
 
 CONTENT_TYPES = {
@@ -127,9 +128,38 @@ def with_status_words(postback, ctx):
     return ctx
 
 
+# The amounts a payout share scales, by their names and other trackers';
+# {sum_original} (and {OriginalAmount}) keep the conversion's own.
+SHARED_AMOUNTS = (
+    "sum",
+    "previous_sum",
+    "DeltaPayout",
+    "DeltaAmount",
+    "Payout",
+    "Amount",
+    "IntendedPayout",
+    "IntendedAmount",
+)
+
+
+def with_payout_share(postback, ctx):
+    """`ctx` with its amounts at the postback's payout share, rounded as the
+    currency is paid (2 places, none for JPY). A partner's fixed postback
+    sends the amounts as they are, as it sends every event."""
+    percent = getattr(postback, "payout_share", 100)
+    if percent == 100 or getattr(postback, "locked", False):
+        return ctx
+    currency = str(ctx.get("currency") or "")
+    shared = dict(ctx)
+    for name in SHARED_AMOUNTS:
+        if name in shared:
+            shared[name] = shaping.shared_text(str(shared[name]), percent, currency)
+    return shared
+
+
 def build(postback, ctx):
     """The request `postback` makes for the macro context `ctx`."""
-    ctx = with_status_words(postback, ctx)
+    ctx = with_payout_share(postback, with_status_words(postback, ctx))
     url_t, method, fmt, body_t = split_inline(postback.url)
     if method is None:
         method, fmt, body_t = postback.method, postback.body_format, postback.body
