@@ -15,7 +15,7 @@ from functools import update_wrapper
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
-from django.urls import path
+from django.urls import path, reverse
 
 from tracker.denied import denied_page
 from tracker.signin import SignInForm, owes_second_factor, two_factor_view
@@ -46,11 +46,14 @@ SECTIONS = [
             "tracker.registrationlink",
             "crm.customfield",
             "crm.exchangerate",
+            "crm.spend",
+            "crm.spendmapping",
+            "tracker.adaccount",
             "crm.conversion",
             "crm.message",
         ],
     ),
-    ("Operations", ["django_rq.dashboard"]),
+    ("Operations", ["postbacks.status", "django_rq.dashboard"]),
     ("Team and sign-in", []),  # users, groups, lockouts, second factors: the rest
 ]
 # Names of other packages' pages, as the people who use them say it.
@@ -91,10 +94,36 @@ class AdminSite(admin.AdminSite):
     # by postbacks.apps (tracker may not import the apps that hold the data).
     dashboard = None
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pages = {}  # add_page's: url name -> (title, path, view, may_open)
+
+    def add_page(self, name, title, route, view, may_open):
+        """A page of another app that is no model's list (postbacks' Status), in
+        the menu as "app_label.model" `name` says, for whom may_open(request) is true."""
+        self.pages[name] = (title, route, view, may_open)
+
+    def page_entries(self, request):
+        """The added pages the user may open, as entries of Django's app list."""
+        apps = {}
+        for name, (title, _, _, may_open) in self.pages.items():
+            if may_open(request):
+                app_label, model = name.split(".")
+                entry = {
+                    "name": title,
+                    "object_name": model,
+                    "admin_url": reverse(f"{self.name}:{app_label}_{model}"),
+                    "add_url": None,
+                    "view_only": True,
+                    "page": name,
+                }
+                apps.setdefault(app_label, []).append(entry)
+        return [{"app_label": label, "models": models} for label, models in apps.items()]
+
     def get_app_list(self, request, app_label=None):
         apps = super().get_app_list(request, app_label)
         # One app's own page (/admin/crm/) keeps Django's list of that app.
-        return apps if app_label else menu(apps)
+        return apps if app_label else menu(apps + self.page_entries(request))
 
     def index(self, request, extra_context=None):
         extra = {"title": "Dashboard", **(extra_context or {})}
@@ -133,4 +162,8 @@ class AdminSite(admin.AdminSite):
 
     def get_urls(self):
         page = self.admin_view(lambda request: two_factor_view(self, request))
-        return [path("two-factor/", page, name="two_factor"), *super().get_urls()]
+        added = [
+            path(route, self.admin_view(view), name=name.replace(".", "_"))
+            for name, (_, route, view, _) in self.pages.items()
+        ]
+        return [path("two-factor/", page, name="two_factor"), *added, *super().get_urls()]
