@@ -1,6 +1,8 @@
 """Spend pulled from the Facebook Marketing API's insights, against a stand-in Graph API."""
 
+import csv
 import datetime
+import io
 import json
 from decimal import Decimal
 
@@ -169,3 +171,19 @@ def test_a_foreign_currency_is_kept_and_valued_when_its_rate_comes(spot, account
         Decimal("10"),
     )
     assert cost(spot, "c1") == Decimal("10")
+
+
+def test_the_report_shows_the_pulled_cost_with_profit_and_roi(spot, account, standin, admin_client):
+    from crm.models import Client
+
+    pages(standin, [row(DAY1, "c1", "a1", "10.00"), row(DAY2, "c1", "a1", "15.00")])
+    spend_api.import_account(account, DAY1, DAY2)
+    buyer = Client.objects.create(spot=spot, advert_campaign_id="c1")
+    buyer.record_conversion("dep", Decimal("50"), "USD", tid="d1")
+
+    query = f"group=campaign&date_from={DAY1}&date_to={TODAY}"
+    text = admin_client.get(f"/admin/crm/dailystat/csv/?{query}").content.decode()
+    header, *lines = list(csv.reader(io.StringIO(text)))
+    by = {line[0]: dict(zip(header, line, strict=True)) for line in lines}
+    assert by["c1"]["Cost (USD)"] == "25" and by["c1"]["Profit (USD)"] == "25"
+    assert by["c1"]["ROI (%)"] == "100"
