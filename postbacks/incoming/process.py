@@ -19,7 +19,7 @@ from crm.models import Client, CustomFieldValue
 from crm.rows import columns_of, read_one, read_rows
 from crm.values import clean_text, money
 from postbacks.delivery.fanout import announce
-from postbacks.incoming import unmatched
+from postbacks.incoming import signed, unmatched
 from postbacks.incoming.params import (
     CLICK_ID,
     FIELD_PREFIX,
@@ -109,8 +109,10 @@ def store(request, token):
     full query and body texts (body None when too large to read)."""
     notes = []
     query = decode(request.META.get("QUERY_STRING", "").encode("latin-1", "replace"))
+    raw = b""
     try:
-        body = decode(read_body(request, head=max_stored()))
+        raw = read_body(request, head=max_stored())
+        body = decode(raw)
         stored_body = capped(body, "body", notes)
     except TooBig as e:
         # Over the upload limit: not processed, but its beginning is kept.
@@ -135,6 +137,7 @@ def store(request, token):
         remote_addr=client_addr(request),
         warnings="\n".join(notes),
     )
+    row.webhook = signed.capture(request, raw)  # checked by accept, not stored
     return row, query, body
 
 
@@ -189,6 +192,7 @@ OUTCOME_FIELDS = [
     "conversion",
     "click_id",
     "processed",
+    "webhook_id",
 ]
 
 
@@ -234,6 +238,9 @@ def accept(row, spot, query, body):
     params, warnings = parse_params(query, body, row.content_type)
     partner = find_partner(spot, params)
     check_caller(spot, partner, row.remote_addr)
+    repeat = signed.check(row, spot, partner, getattr(row, "webhook", None))
+    if repeat:  # 200, not 409: a sender retries any other answer (signed.py)
+        return Outcome(200, IncomingPostback.DUPLICATE, warnings=[repeat])
     refuse_macros(params, partner)
     event = event_word(spot, params)
     click_id = pick(params, CLICK_ID + ([partner.click_id_param.lower()] if partner else []))
