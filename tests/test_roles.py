@@ -158,6 +158,16 @@ def aim_at_receiver(w):
     w.own["postback"].save()
 
 
+def pixel_at_receiver(w):
+    w.fixture("outgoing")
+    url = w.fixture("receiver").url
+    w.fixture("settings").POSTBACKS_PIXEL_URLS = {n: url for n in ("facebook", "google")}
+    w.spot.goals.filter(token="dep").update(facebook_event="Purchase")
+    w.own["pixel"], _ = w.spot.pixels.get_or_create(
+        network="facebook", defaults={"pixel_id": "1", "access_token": "t"}
+    )
+
+
 def today(w):
     day = timezone.localdate().isoformat()
     return {"since": day, "until": day}
@@ -203,6 +213,13 @@ VIEWS = {
         form=lambda w: {"conversion": w.own["conversion"].pk},
         touches=("postbacks.deliveryattempt",),
         ready=aim_at_receiver,
+    ),
+    "tracker_pixel_test": View(
+        "LS",
+        "LS",
+        lambda w: [w.own["pixel"].pk],
+        touches=("postbacks.deliveryattempt",),
+        ready=pixel_at_receiver,
     ),
     "postbacks_delivery_resend_failed": View(
         "LS", "LS", form=today, touches=("postbacks.delivery",), ready=fail

@@ -11,6 +11,7 @@ from django.forms.models import BaseInlineFormSet
 
 from crm.admin import CustomFieldInline
 from postbacks.admin.outgoing import LockedUrlForm, postback_state
+from postbacks.admin.pixels import PixelInline, PixelTestViews
 from postbacks.models import OutgoingPostback
 from tracker import admin as tracker_admin
 from tracker.models import Spot
@@ -40,5 +41,13 @@ class OutgoingPostbackInline(admin.TabularInline):
 
 
 @admin.register(Spot)
-class SpotAdmin(tracker_admin.SpotAdmin):
-    inlines = [*tracker_admin.SpotAdmin.inlines, CustomFieldInline, OutgoingPostbackInline]
+class SpotAdmin(PixelTestViews, tracker_admin.SpotAdmin):
+    # The pixel inline with its test send (postbacks/admin/pixels.py).
+    inlines = [
+        *(
+            PixelInline if i is tracker_admin.PixelInline else i
+            for i in tracker_admin.SpotAdmin.inlines
+        ),
+        CustomFieldInline,
+        OutgoingPostbackInline,
+    ]
