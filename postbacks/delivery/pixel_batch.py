@@ -163,7 +163,7 @@ def too_old(network, conversion, at=None):
 
 def _span(seconds):
     hours = seconds / 3600
-    return f"{hours / 24:.0f} days" if hours >= 48 else f"{hours:.0f} hours"
+    return f"{hours / 24:.0f} days" if hours >= 7 * 24 else f"{hours:.0f} hours"
 
 
 def _number(value):
