@@ -7,6 +7,8 @@ flags and GUNICORN_CMD_ARGS override any value here.
 
 import logging
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import environ
@@ -58,6 +60,43 @@ accesslog = None
 errorlog = "-"
 
 
+# Prometheus metrics (tracker/metrics.py): each worker writes its figures to
+# files in PROMETHEUS_MULTIPROC_DIR and a scrape of any worker sums them all.
+# prometheus_client reads the variable when a worker first imports it, so it
+# is set here, in the master, before any worker starts. Not set (or empty)
+# while metrics are on: a temporary directory of this server's own, removed
+# when it stops. Set it (in .env) to share one with the RQ workers.
+METRICS_ON = bool(os.environ.get("METRICS_TOKEN") or os.environ.get("METRICS_ALLOWED_IPS"))
+made_metrics_dir = ""
+if METRICS_ON and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    made_metrics_dir = tempfile.mkdtemp(prefix="postback-tracker-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = made_metrics_dir
+elif "PROMETHEUS_MULTIPROC_DIR" in os.environ and not os.environ["PROMETHEUS_MULTIPROC_DIR"]:
+    del os.environ["PROMETHEUS_MULTIPROC_DIR"]  # empty would mean files in the current folder
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+def empty_metrics_dir(folder):
+    """Make the directory, and remove the files of processes that are gone (a
+    previous run's workers): their counts would be added to this run's. The
+    files of live processes stay: RQ workers started before this server
+    write there too."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    for path in Path(folder).glob("*.db"):  # counter_<pid>.db, histogram_<pid>.db, ...
+        pid = path.stem.rsplit("_", 1)[-1]
+        if not pid.isdigit() or not alive(int(pid)):
+            path.unlink(missing_ok=True)
+
+
 # gunicorn prints a request it refuses (a malformed request line) in full, and
 # that may be an incoming URL with its secret token: its log goes through the
 # application's filter too (tracker/logmask.py). A filter on the logger, not
@@ -66,6 +105,22 @@ def on_starting(server):
     from tracker.logmask import MaskTokens
 
     logging.getLogger("gunicorn.error").addFilter(MaskTokens())
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        empty_metrics_dir(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+
+
+def child_exit(server, worker):
+    """A worker ended (killed, timed out, or replaced): its live gauges go with it;
+    its counts stay, as a counter must not go down."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if made_metrics_dir:
+        shutil.rmtree(made_metrics_dir, ignore_errors=True)
 
 
 # No control socket: its default path is shared by every gunicorn of the

@@ -24,6 +24,7 @@ from crm.http import TooBig, Unreadable, read_body
 from crm.links import client_links, link_context, render_link
 from crm.rows import read_one
 from crm.values import clean_text
+from tracker import metrics
 from tracker.models import Spot
 
 
@@ -72,6 +73,7 @@ def go(request, slug):
         client = client_from_click(spot, pairs, request)
     except BadInput as e:
         return error(str(e), 400)
+    metrics.click(spot)
     target = render_link(spot.target_url, link_context(client, field_values={}))
     return HttpResponseRedirect(target)
 
@@ -103,6 +105,8 @@ def api_clients(request):
         return error(str(e), 400)
     cost = spend.click_cost(spot, {str(k): str(v) for k, v in fields["params"].items()})
     client, created = register_client(spot, user_id, fields, cost)
+    if created:  # a bot's repeated send is not a second click
+        metrics.click(spot)
     return JsonResponse(
         {
             "ok": True,

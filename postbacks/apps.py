@@ -52,6 +52,13 @@ class PostbacksConfig(AppConfig):
         # The admin home's figures and alerts (tracker's site may not import them).
         admin.site.dashboard = dashboard.context
 
+        from postbacks.admin import status
+        from tracker import metrics
+
+        # The Status page in the admin's menu, and the backlog gauges of /metrics.
+        admin.site.add_page("postbacks.status", "Status", "status/", status.view, status.may_open)
+        metrics.backlog_source = status.gauges
+
         from django.conf import settings
 
         from postbacks import checks  # noqa: F401  (registers the system checks)

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from tracker.metrics import metrics_view
 from tracker.views import demo_receiver
 
 admin.site.site_header = "Postback tracker"
@@ -14,4 +15,5 @@ urlpatterns = [
     path("", include("postbacks.urls")),
     path("", include("crm.urls")),
     path("demo/receiver", demo_receiver, name="demo-receiver"),
+    path("metrics", metrics_view, name="metrics"),
 ]

@@ -18,6 +18,7 @@ from crm.macros import conversion_context, sample_context
 from postbacks import wake
 from postbacks.delivery import order, pixels, render, sender, signing
 from postbacks.models import Delivery, DeliveryAttempt, OutgoingPostback
+from tracker import metrics
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,7 @@ def deliver(delivery_id):
             return defer([delivery.pk], slot)
     result = send(req, pb, delivery.pk)
     ok, reason = sender.judge(result, pb)
+    metrics.delivered(delivery, result, ok)
     record_attempt(delivery, req, result, ok, reason)
     if ok:
         if pb is not None and pb.consecutive_failures:

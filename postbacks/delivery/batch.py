@@ -35,6 +35,7 @@ from crm.models import Client, Conversion, CustomFieldValue
 from crm.rows import columns_of, read_rows
 from postbacks.delivery import attempts, order, sender
 from postbacks.models import Delivery, DeliveryAttempt, OutgoingPostback
+from tracker import metrics
 from tracker.models import Goal, Pixel, Spot
 
 log = logging.getLogger(__name__)
@@ -329,6 +330,8 @@ class Pipeline:
         unsent = [d.pk for d, _, result in ended if result is None]
         sent = [(d, req, result) for d, req, result in ended if result is not None]
         judged = [(d, req, result, *sender.judge(result, d.postback)) for d, req, result in sent]
+        for d, _, result, ok, _ in judged:  # counted once, when judged
+            metrics.delivered(d, result, ok)
         with transaction.atomic(savepoint=False):  # as claim's
             attempts.insert_attempts([(*send, send[0].logged + 1) for send in judged])
             self.succeeded([(d, result.status) for d, _, result, ok, _ in judged if ok])

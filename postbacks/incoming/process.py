@@ -43,6 +43,7 @@ from postbacks.incoming.params import (
     words,
 )
 from postbacks.models import IncomingPostback
+from tracker import metrics
 from tracker.models import Goal, Spot
 from tracker.retry import conflict, retried
 
@@ -158,6 +159,7 @@ def run(row, query, body):
             "be replayed.",
         )
         record(row, outcome, storage_notes)
+    metrics.incoming(row.spot, outcome.status)  # once per decision, not per retried transaction
     return outcome
 
 

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 from django.utils import timezone
 
+from postbacks.loops.heartbeat import Heart
 from postbacks.wake import look as ask_for_help
 from tracker import serving
 
@@ -77,11 +78,13 @@ def run_forever(stop=None, first_wait=0.0, interval=None):
         _wake.wait(first_wait)
         _wake.clear()
     pipeline = Pipeline(wake=_wake)
+    heart = Heart(interval)  # the admin's Status page shows it
     last_error = None
     told = False  # whether this busy spell has asked the other loops to help
     _running += 1
     try:
         while not stop.is_set():
+            heart.beat(pipeline.handled, last_error)
             if wait := held():
                 _released.wait(min(wait, interval))  # then stop is looked at again
                 continue
@@ -110,6 +113,7 @@ def run_forever(stop=None, first_wait=0.0, interval=None):
                 _wake.wait(timeout)
     finally:
         _running -= 1
+        heart.stop()
         pipeline.close()
         # The thread ends here: its connections (kept open between passes) too.
         connections.close_all()
