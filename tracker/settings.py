@@ -6,6 +6,7 @@ REDIS_URL switch it to PostgreSQL and RQ.
 """
 
 import datetime
+import ipaddress
 from pathlib import Path
 
 import environ
@@ -196,7 +197,7 @@ if not DEBUG:
     # Some affiliate networks call plain http and do not follow redirects:
     # the postback API answers on http too, and so does the health check that
     # load balancers probe over plain http.
-    SECURE_REDIRECT_EXEMPT = [r"^api/", r"^healthz$"]
+    SECURE_REDIRECT_EXEMPT = [r"^api/", r"^healthz$", r"^metrics$"]
     SECURE_CONTENT_TYPE_NOSNIFF = True
 
 # Signing in to the admin (tracker/signin.py). django-axes counts failed
@@ -314,3 +315,17 @@ SPEND_IMPORT_DAYS = env.int("SPEND_IMPORT_DAYS", default=2)
 # conversions and spend it applies to in the background.
 ECB_FETCH = env.bool("ECB_FETCH", default=True)
 ECB_RATES_URL = env.str("ECB_RATES_URL", default="https://www.ecb.europa.eu/stats/eurofxref")
+
+# Prometheus metrics at /metrics (tracker/metrics.py), off (404) unless one of
+# these is set: a bearer token Prometheus sends (Authorization: Bearer ...),
+# and/or the addresses (IPs or CIDR networks, comma separated) that may read
+# without it. Under gunicorn every process writes its figures to
+# PROMETHEUS_MULTIPROC_DIR (gunicorn.conf.py sets one up when it is not set);
+# give the RQ workers the same directory and their deliveries count too.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
+for _net in METRICS_ALLOWED_IPS:
+    try:
+        ipaddress.ip_network(_net, strict=False)
+    except ValueError as _e:
+        raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS: {_e}") from None
