@@ -3,6 +3,7 @@ receiver, verified with the `standardwebhooks` package as a receiver would."""
 
 import re
 import time
+from pathlib import Path
 
 import pytest
 from django.urls import reverse
@@ -265,3 +266,27 @@ def test_a_preset_without_signed_stays_unsigned(spot, presets):
     other = apply_preset(presets["keitaro"], spot, outgoing_base="https://trk.example.com/y")
     pb = OutgoingPostback.objects.get(partner=other)
     assert not pb.signed and pb.signing_secret == ""
+
+
+def readme_verify():
+    """The README's ten lines of plain Python, as a receiver would paste them."""
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    [code] = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "def verify(" in b]
+    assert len([line for line in code.splitlines() if line.strip()]) <= 10
+    space = {}
+    exec(code, space)  # noqa: S102 - the README's own example
+    return space["verify"]
+
+
+def test_the_readmes_plain_python_verifies_a_delivery(postback, lead, receiver, spot):
+    verify = readme_verify()
+    accept(lead, "reg")
+    drain()
+    [got] = receiver.wait_for(1)
+    headers = {k.lower(): v for k, v in got.headers.items()}
+    verify(postback.signing_secret, headers, got.body)
+    with pytest.raises(ValueError, match="no webhook-signature"):
+        verify(postback.signing_secret, headers, got.body + b" ")
+    old = send_at(postback, receiver, time.time() - 301)
+    with pytest.raises(ValueError, match="5-minute window"):
+        verify(postback.signing_secret, {k.lower(): v for k, v in old.headers.items()}, old.body)

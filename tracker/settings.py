@@ -262,6 +262,8 @@ POSTBACKS_DELAY_SCALE = env.float("POSTBACKS_DELAY_SCALE", default=1.0)
 POSTBACKS_RETRY_AFTER_MAX = env.int("POSTBACKS_RETRY_AFTER_MAX", default=3600)
 # After this many failed attempts in a row a postback is disabled (0: never).
 POSTBACKS_DISABLE_AFTER = env.int("POSTBACKS_DISABLE_AFTER", default=50)
+# After a signing secret is rotated the old one keeps signing this many hours.
+POSTBACKS_SIGNING_GRACE_HOURS = env.float("POSTBACKS_SIGNING_GRACE_HOURS", default=24.0)
 # Each worker's sweeper sends due deliveries from the database this often (seconds).
 POSTBACKS_SWEEP_INTERVAL = env.int("POSTBACKS_SWEEP_INTERVAL", default=60)
 # /healthz says "late" when a delivery has been overdue this long (seconds).
