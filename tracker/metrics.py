@@ -23,6 +23,7 @@ Labels have bounded values only: a spot's slug (the spots are the team's own
 few), the outcome and kind words below. Never a click id or a URL.
 """
 
+import functools
 import hmac
 import ipaddress
 import logging
@@ -47,6 +48,10 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 log = logging.getLogger(__name__)
+
+# A worker started before gunicorn made the directory: its files need it now.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
 CLICKS = Counter("tracker_clicks", "Clicks and bot leads that made a client.", ["spot"])
 INCOMING = Counter(
@@ -85,10 +90,26 @@ def spot_label(spot):
     return spot.slug or str(spot.pk)
 
 
+def never_fails(count):
+    """Counting must not fail a click, a postback or a delivery (a full disk, a
+    directory removed under a worker): logged, and the work goes on."""
+
+    @functools.wraps(count)
+    def guarded(*args, **kwargs):
+        try:
+            count(*args, **kwargs)
+        except Exception as e:
+            log.warning("Metrics: %s not counted: %s", count.__name__, e)
+
+    return guarded
+
+
+@never_fails
 def click(spot):
     CLICKS.labels(spot=spot_label(spot)).inc()
 
 
+@never_fails
 def incoming(spot, outcome):
     INCOMING.labels(spot=spot_label(spot), outcome=outcome).inc()
 
@@ -117,6 +138,7 @@ def outcome_of(result, ok):
     return "refused"
 
 
+@never_fails
 def delivered(delivery, result, ok):
     """Count one attempt of `delivery` (its sender.Result, judged `ok`)."""
     kind = kind_of(delivery)
