@@ -394,6 +394,8 @@ class DeliveryAttempt(models.Model):
         indexes = [
             # The test sends of one postback, newest first, in its admin page.
             models.Index(fields=["postback", "created"], name="attempt_postback_created"),
+            # The Status page's last hour and the retention purge, by time.
+            models.Index(fields=["created"], name="attempt_created"),
         ]
 
     def __str__(self):
