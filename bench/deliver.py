@@ -50,15 +50,27 @@ the figures are medians, a ratio is the median of the ratios of each round.
 Between measurements it waits until every delivery is recorded as
 delivered, so the next one does not share the machine with their records.
 
+Pixels (issue 28): `--pixels` N (10,000) Facebook events, pending and due
+now for one pixel, sent to a local stand-in of the Graph API's /events edge
+(a thread of the bench process that counts the distinct event_id it got
+and its requests, and answers as Meta does, {"events_received": n}). Timed
+as the others, from the commit to the last event at the stand-in, as events
+per second; the row also says how many requests carried them and whether
+every event has its attempt row.
+
 Targets (issue 9): delivery >= 0.5 x the raw loop in both modes (the
 embedded loop, 1 production worker); 2 workers >= 1.6 x 1 worker against
-the 50 ms receiver.
+the 50 ms receiver. Issue 28: the pixels' events per second >= 5 x the raw
+loop's requests per second in both modes, in <= 10 requests, every event
+with its attempt row.
 """
 
 import argparse
+import json
 import os
 import statistics
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -69,6 +81,8 @@ from bench import common  # noqa: E402
 
 TARGET_RATIO = 0.5
 TARGET_SCALING = 1.6
+TARGET_PIXELS = 5.0  # pixel events/s over the raw loop's requests/s
+TARGET_PIXEL_REQUESTS = 10  # for 10,000 events
 
 
 def parse_args(argv=None):
@@ -76,6 +90,7 @@ def parse_args(argv=None):
     p.add_argument("--mode", choices=["both", "postgres", "sqlite"], default="both")
     p.add_argument("--count", type=int, default=2000, help="deliveries per measurement")
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--pixels", type=int, default=10_000, help="pixel events per measurement")
     p.add_argument("--delay", type=float, default=50, help="ms, the slow receiver (scaling)")
     p.add_argument(
         "--poll", type=float, default=0.05, help="POSTBACKS_EMBEDDED_POLL, seconds (sqlite)"
@@ -97,11 +112,12 @@ def main():
 
 
 def seed(fast, slow):
-    """A spot with an outgoing postback to each receiver, and one conversion
-    of an attributed client, which every delivery written here belongs to."""
+    """A spot with an outgoing postback to each receiver and a Facebook pixel
+    (its events go to the Graph API's stand-in), and one conversion of an
+    attributed client, which every delivery written here belongs to."""
     from crm.models import Client, Conversion
     from postbacks.models import OutgoingPostback
-    from tracker.models import Spot
+    from tracker.models import Pixel, Spot
 
     spot = Spot.objects.create(name="Bench spot", slug="bench")
     postbacks = {}
@@ -116,6 +132,11 @@ def seed(fast, slow):
         postbacks[name] = pb
     client = Client.objects.create(spot=spot, advert_campaign_id="c1", geo="DE")
     goal = spot.goals.order_by("order").first()
+    goal.facebook_event = "Purchase"
+    goal.save()
+    postbacks["pixel"] = Pixel.objects.create(
+        spot=spot, network="facebook", pixel_id="1234567890", access_token="bench-token"
+    )
     conversion = Conversion.objects.create(
         spot=spot, client=client, goal=goal, amount=5, tid="bench"
     )
@@ -189,6 +210,113 @@ class Deliveries:
             "cpu_ms": sum(cpu) / count * 1000,
             "cpu_split": cpu,
         }
+
+    def pixels(self, count):
+        """`count` events of the pixel due now, timed at the Graph API's stand-in."""
+        from django.db import transaction
+        from django.utils import timezone
+
+        from postbacks.loops import queue
+        from postbacks.models import Delivery, DeliveryAttempt
+
+        graph = self.receivers["graph"]
+        graph.reset()
+        at = timezone.now()
+        with transaction.atomic():
+            rows = [
+                Delivery(
+                    conversion=conversion,
+                    spot_id=self.conversion.spot_id,
+                    pixel=self.postbacks["pixel"],
+                    status=Delivery.PENDING,
+                    next_attempt=at,
+                    event_time=at,
+                )
+                for conversion in self.conversions(count)
+            ]
+            Delivery.objects.bulk_create(rows, batch_size=1000)
+        senders = self.senders()
+        cpu_before = [cpu_seconds(p.pid) for p in senders]
+        written = time.time()
+        queue.look()
+        seen = graph.wait(count, written + self.timeout, self.run)
+        recorded = wait_recorded(written + self.timeout, self.run)
+        cpu = [cpu_seconds(p.pid) - b for p, b in zip(senders, cpu_before, strict=True)]
+        ids = [d.pk for d in rows]
+        logged = sum(
+            DeliveryAttempt.objects.filter(delivery_id__in=ids[i : i + 500]).count()
+            for i in range(0, len(ids), 500)
+        )
+        took = seen["last"] - written
+        return {
+            "rps": count / took,
+            "seconds": took,
+            "first_ms": (seen["first"] - written) * 1000,
+            "recorded_s": recorded - written,
+            "sessions": None,
+            "cpu_ms": sum(cpu) / count * 1000,
+            "cpu_split": cpu,
+            "requests": seen["requests"],
+            "attempts": logged == count,
+        }
+
+
+class GraphStandIn:
+    """The Graph API's /events edge on 127.0.0.1, in a thread of the bench
+    process: counts the requests and the distinct event_id of their `data`,
+    notes when the first and the last event arrived, and answers as Meta does."""
+
+    def __init__(self):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs
+
+        box = self
+        self.lock = threading.Lock()
+        self.reset()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                events = json.loads(parse_qs(body.decode())["data"][0])
+                box.got([e["event_id"] for e in events])
+                answer = json.dumps({"events_received": len(events), "messages": []}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, args=(0.01,), daemon=True).start()
+
+    def reset(self):
+        with self.lock:
+            self.ids, self.requests, self.first, self.last = set(), 0, None, None
+
+    def got(self, ids):
+        with self.lock:
+            now = time.time()
+            self.requests += 1
+            self.ids.update(ids)
+            self.first = self.first or now
+            self.last = now
+
+    def wait(self, count, deadline, run):
+        while True:
+            with self.lock:
+                if len(self.ids) >= count:
+                    return {"requests": self.requests, "first": self.first, "last": self.last}
+            if time.time() > deadline:
+                raise RuntimeError(f"only {len(self.ids)} of {count} pixel events arrived")
+            run.check_alive()
+            time.sleep(0.01)
 
 
 def db_sessions():
@@ -306,6 +434,7 @@ def measure_mode(args):
         receivers = {
             "fast": common.receiver(run),
             "slow": common.receiver(run, args.delay, name="receiver-slow"),
+            "graph": GraphStandIn(),
         }
         if args.mode == "postgres":
             database = common.postgres_db(run, f"bench_deliver_{os.getpid()}")
@@ -313,6 +442,7 @@ def measure_mode(args):
         else:
             env = common.app_env(common.sqlite_db(run))
             env["POSTBACKS_EMBEDDED_POLL"] = str(args.poll)
+        env["FACEBOOK_API_URL"] = receivers["graph"].url  # the pixel's events go there
         common.progress("migrating a scratch database")
         common.migrate(env)
         common.setup_django(env)
@@ -325,12 +455,13 @@ def measure_mode(args):
             workers.wait(1)
             senders = workers.running  # the processes that send, for their CPU time
             names = ["raw loop", "1 worker", "1 worker, slow", "2 workers", "2 workers, slow"]
+            names.insert(3, "pixels")  # with 1 worker
             before = {"2 workers": workers.two}
             after = {"2 workers, slow": workers.one}
         else:
             loop = run.start("deliver", [sys.executable, "manage.py", "deliver"], env)
             senders = lambda: [loop]  # noqa: E731
-            names = ["raw loop", "embedded", "embedded, slow"]
+            names = ["raw loop", "embedded", "embedded, slow", "pixels"]
             before = after = {}
         deliveries = Deliveries(
             run, conversion, postbacks, receivers, args.timeout, senders, args.looks
@@ -342,15 +473,18 @@ def measure_mode(args):
         def raw(size):
             return lambda: raw_loop(receivers["fast"], size)
 
-        def measures(size):
-            return {
-                name: raw(size)
-                if name == "raw loop"
-                else path("slow" if name.endswith("slow") else "fast", size)
-                for name in names
-            }
+        def measure(name, size, pixels):
+            if name == "raw loop":
+                return raw(size)
+            if name == "pixels":
+                return lambda: deliveries.pixels(pixels)
+            return path("slow" if name.endswith("slow") else "fast", size)
 
-        results = rounds(measures(n), measures(max(1, n // 4)), args.rounds, before, after)
+        def measures(size, pixels):
+            return {name: measure(name, size, pixels) for name in names}
+
+        warmups = measures(max(1, n // 4), max(1, args.pixels // 4))
+        results = rounds(measures(n, args.pixels), warmups, args.rounds, before, after)
         run.check_alive()
         common.close_database()
     load_after = common.loadavg()
@@ -422,6 +556,9 @@ def report(args, results, threads, load_before, load_after):
         if name == main_path or (name == "2 workers" and args.mode == "postgres"):
             target = f">= {TARGET_RATIO}"
             verdict = met(ratio >= TARGET_RATIO)
+        if name == "pixels":
+            target = f">= {TARGET_PIXELS}"
+            verdict = met(ratio >= TARGET_PIXELS)
         rows.append(
             [
                 name,
@@ -469,6 +606,16 @@ def report(args, results, threads, load_before, load_after):
             f"all recorded as delivered, after the last arrival: median "
             f"{statistics.median(recorded) * 1000:.0f} ms"
         )
+    pixel_runs = results.get("pixels", [])
+    requests = max((r["requests"] for r in pixel_runs), default=None)
+    attempts = all(r["attempts"] for r in pixel_runs)
+    if pixel_runs:
+        allowed = TARGET_PIXEL_REQUESTS * args.pixels / 10_000
+        print(
+            f"pixels: {args.pixels} Facebook events in {requests} requests at most per run "
+            f"(<= {allowed:g}: {met(requests <= allowed)}); every event with its attempt "
+            f"row: {'yes' if attempts else 'NO'}"
+        )
     print(f"load average (1, 5, 15 min): before {load_before}, after {load_after}")
     print()
     return {
@@ -476,6 +623,9 @@ def report(args, results, threads, load_before, load_after):
         "ratio": ratios[main_path],
         "ratio_2": ratios.get("2 workers"),
         "scaling": scaling,
+        "pixels": ratios.get("pixels"),
+        "pixel_requests": requests,
+        "attempts": attempts,
     }
 
 
@@ -491,6 +641,8 @@ def summary(results):
                 ""
                 if r["scaling"] is None
                 else f"{r['scaling']:.2f} ({met(r['scaling'] >= TARGET_SCALING)})",
+                f"{r['pixels']:.2f} ({met(r['pixels'] >= TARGET_PIXELS)}), "
+                f"{r['pixel_requests']} requests, attempts {'all' if r['attempts'] else 'MISSING'}",
             ]
         )
     common.table(
@@ -499,6 +651,7 @@ def summary(results):
             f"delivery ÷ raw loop (>= {TARGET_RATIO})",
             "2 workers ÷ raw loop",
             f"2 ÷ 1 workers, slow (>= {TARGET_SCALING})",
+            f"pixel events ÷ raw loop (>= {TARGET_PIXELS})",
         ],
         rows,
     )
