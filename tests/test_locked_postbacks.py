@@ -13,7 +13,7 @@ from postbacks.models import Delivery, OutgoingPostback
 from tests.receiver import drain
 from tracker.presets import apply_preset
 
-IGNORED = ["first_event_only", "reengagement_window", "all_users"]
+IGNORED = ["send_mode", "reengagement_window", "all_users"]
 
 
 @pytest.fixture

@@ -88,6 +88,7 @@ class GoalInline(admin.TabularInline):
         "show_count",
         "show_sum",
         "revenue",
+        "repeat_mode",
         "message_template",
     ]
     # One line per goal: the template is a sentence, not a page.
@@ -122,8 +123,17 @@ class PixelForm(forms.ModelForm):
             "send_approved",
             "send_pending",
             "send_rejected",
+            # Shaping (postbacks.delivery.fanout), narrow enough for the row.
+            "send_share",
+            "payout_share",
+            "send_mode",
         ]
-        widgets = {"access_token": forms.PasswordInput(render_value=False)}
+        widgets = {
+            "access_token": forms.PasswordInput(render_value=False),
+            "send_share": forms.NumberInput(attrs={"style": "width:4em", "min": 1, "max": 100}),
+            "payout_share": forms.NumberInput(attrs={"style": "width:4em", "min": 1, "max": 1000}),
+        }
+        labels = {"send_share": "share %", "payout_share": "payout %", "send_mode": "mode"}
         help_texts = {
             "send_pending": "Also report a pending conversion as the goal's event (a sale "
             "not confirmed yet). A pixel hears of each sale once: its approval later is "
@@ -131,6 +141,11 @@ class PixelForm(forms.ModelForm):
             "send_rejected": "Never for a pixel: an ad network has no event that takes a "
             "sale back, and a rejection sent as the goal's event (Purchase) would count "
             "as another sale. Rejections reach partners and trackers by outgoing postbacks.",
+            "send_share": "Send this share of the events, by a counter per goal (50: every "
+            "second one); the others are skipped deliveries saying so.",
+            "payout_share": "The value sent is this share of the amount, rounded as the "
+            "currency is paid.",
+            "send_mode": "All events, the client's first of each goal only, or approved only.",
         }
 
     def __init__(self, *args, **kwargs):

@@ -13,10 +13,11 @@ from django.views.decorators.http import require_POST
 
 from crm.models import Conversion
 from crm.visibility import visible
-from postbacks.delivery import attempts, render, signing
+from postbacks.delivery import attempts, fanout, render, signing
 from postbacks.models import Delivery, OutgoingPostback
+from tracker import shaping
 from tracker.admin_utils import log_change
-from tracker.models import PartnerPreset
+from tracker.models import PartnerPreset, SendsStatuses
 
 
 class LockedUrlForm(forms.ModelForm):
@@ -72,6 +73,14 @@ class OutgoingPostbackForm(LockedUrlForm):
             urls = {str(pk): value for pk, value in partner_urls().items()}
             select = getattr(partner.widget, "widget", partner.widget)  # inside the admin's wrapper
             select.attrs["data-default-urls"] = json.dumps(urls)
+        mode = self.fields.get("send_mode")
+        if mode is not None and self.instance.first_event_only and not self.is_bound:
+            # "First event only" of before is this mode now: one setting, shown once.
+            self.initial["send_mode"] = SendsStatuses.FIRST
+        for name in ("send_share", "payout_share", "send_mode"):
+            if name in self.fields:
+                # Left out of a post (a script's, an older form's): the model's default.
+                self.fields[name].required = False
 
     def clean_url(self):
         url = self.cleaned_data.get("url") or ""
@@ -97,7 +106,28 @@ class OutgoingPostbackForm(LockedUrlForm):
             if foreign:
                 names = ", ".join(f"{g.name} ({g.spot})" for g in foreign)
                 self.add_error("goals", f"Goals of another spot never fire here: {names}.")
+        for name in ("send_share", "payout_share", "send_mode"):
+            if name in self.fields and data.get(name) in (None, ""):
+                data[name] = OutgoingPostback._meta.get_field(name).default
+        clean_shaping(self, data)
+        if data.get("send_mode"):
+            self.instance.first_event_only = data["send_mode"] == SendsStatuses.FIRST
         return data
+
+
+SHAPING = ["min_amount", "max_amount", "geos", "campaign_pattern"]
+
+
+def clean_shaping(form, data):
+    """Form errors for shaping that can never mean what it says (min over
+    max, a country that is no code, a regular expression for a pattern);
+    the countries written back as the list fan-out reads."""
+    present = {name: data.get(name) for name in SHAPING if name in form.fields}
+    for name, message in shaping.errors(**present).items():
+        if name in form.fields and name not in form.errors:
+            form.add_error(name, message)
+    if "geos" in form.fields and "geos" not in form.errors and data.get("geos"):
+        data["geos"] = ", ".join(shaping.parse_geos(data["geos"]))
 
 
 def postback_state(obj):
@@ -135,18 +165,39 @@ def postback_state(obj):
 
 
 # What a locked (partner preset) postback ignores, and what its page says instead.
-LOCKED_IGNORES = {"first_event_only", "reengagement_window", "all_users"}
+LOCKED_IGNORES = {
+    "first_event_only",
+    "reengagement_window",
+    "all_users",
+    # Shaping is for traffic sources; a partner counts every event, as it came.
+    "send_share",
+    "payout_share",
+    "send_mode",
+    *SHAPING,
+}
 LOCKED_SENDS = (
     "A partner's fixed postback is sent for every event of its goals in the statuses "
     "ticked here: first event only, the re-engagement window and the attribution do not "
-    "apply to it."
+    "apply to it, nor shaping (shares, mode, conditions)."
 )
+
+
+def _without(fields, names):
+    kept = []
+    for field in fields:
+        if isinstance(field, (list, tuple)):
+            row = tuple(f for f in field if f not in names)
+            if row:
+                kept.append(row)
+        elif field not in names:
+            kept.append(field)
+    return kept
 
 
 def without_send_rules(name, options):
     """A fieldset of a locked postback: without the settings fan-out ignores for it."""
-    fields = [f for f in options["fields"] if f not in LOCKED_IGNORES]
-    if len(fields) == len(options["fields"]):
+    fields = _without(options["fields"], LOCKED_IGNORES)
+    if fields == list(options["fields"]):
         return name, options
     return name, {**options, "fields": fields, "description": LOCKED_SENDS}
 
@@ -205,13 +256,32 @@ class OutgoingPostbackAdmin(admin.ModelAdmin):
             {
                 "fields": [
                     ("send_approved", "send_pending", "send_rejected"),
-                    "first_event_only",
                     "reengagement_window",
                     "all_users",
                 ],
                 "description": "A conversion is sent when it reaches a status ticked here, "
                 "when made or later (a pending one approved, an approved one charged back); "
                 "{status}, {previous_status} and {previous_sum} say which.",
+            },
+        ),
+        (
+            "Shaping",
+            {
+                "fields": [
+                    ("send_share", "payout_share"),
+                    "send_mode",
+                    ("min_amount", "max_amount"),
+                    "geos",
+                    "campaign_pattern",
+                ],
+                "description": "What this source is told. An event that does not fit is "
+                "kept as a skipped delivery saying why. Send share: by a counter per goal "
+                "(50: the 1st, 3rd, 5th ... of each goal go); a conversion's later status "
+                "changes follow its first event. Payout share: {sum} (and {previous_sum}) "
+                "at this share of the amount, rounded as the currency is paid (none for "
+                "JPY, KRW); {sum_original} is the amount as it came. First event per client: "
+                "the client's first conversion of each goal. The campaign is the client's "
+                "campaign name, else its id.",
             },
         ),
         ("Pace", {"fields": ["min_delay", "max_rps"]}),
@@ -310,10 +380,12 @@ class OutgoingPostbackAdmin(admin.ModelAdmin):
         conv_id = request.POST.get("conversion") or request.GET.get("conversion")
         if conv_id:
             chosen = own.filter(pk=conv_id).first()
-        req, attempt, error, missing = None, None, "", ""
+        req, attempt, error, missing, verdict = None, None, "", "", ""
         try:
             req = attempts.preview(postback, chosen)
             missing = render.missing_required(postback, attempts.context_for(postback, chosen))
+            # Fan-out's own checks, for the picked conversion as if its event came now.
+            verdict = fanout.verdict(postback, chosen) if chosen is not None else ""
         except Exception as e:  # a template the admin cannot render is shown, not raised
             error = f"Cannot build the request: {e}"
         if request.method == "POST" and req is not None:
@@ -333,6 +405,7 @@ class OutgoingPostbackAdmin(admin.ModelAdmin):
             "attempt": attempt,
             "error": error,
             "missing": missing,
+            "verdict": verdict,
             "test_timeout": attempts.TEST_SEND_TIMEOUT,
             "recent_tests": postback.test_attempts.order_by("-created")[:10],
         }
@@ -345,7 +418,8 @@ class OutgoingPostbackAdmin(admin.ModelAdmin):
         # Seed 000: a partner's fixed postback is sent for every event of its
         # goals whatever the other settings (postbacks.delivery.fanout.skip_reason), so
         # they are not offered on it.
-        return [without_send_rules(name, options) for name, options in fieldsets]
+        fieldsets = [without_send_rules(name, options) for name, options in fieldsets]
+        return [(name, options) for name, options in fieldsets if options["fields"]]
 
     def get_readonly_fields(self, request, obj=None):
         # A partner preset fixed this URL: the partner accepts no other.

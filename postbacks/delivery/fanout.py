@@ -116,11 +116,13 @@ FOLLOWS_SHARE = (
 )
 
 
-def _followed(target, conversion):
+def _followed(target, conversion, change=None):
     """For a change: '' when an earlier event of the conversion went to the
     target, the share's reason when the share skipped it, None when none
     did (this is the first that qualifies here, and is counted)."""
-    if getattr(conversion, "change", None) is None:
+    if change is None:
+        change = getattr(conversion, "change", None) is not None
+    if not change:
         return None
     field = "pixel" if isinstance(target, Pixel) else "postback"
     earlier = Delivery.objects.filter(conversion=conversion, **{field: target.pk})
@@ -133,10 +135,11 @@ def _followed(target, conversion):
 
 
 def peek_share(target, conversion):
-    """The share's answer for an event of `conversion` now, without counting it."""
+    """The share's answer for an event of `conversion` now, without counting
+    it: one more of a conversion it heard of follows what it was told."""
     if target.send_share >= 100 or getattr(target, "locked", False):
         return ""
-    followed = _followed(target, conversion)
+    followed = _followed(target, conversion, change=True)
     if followed is not None:
         return followed
     n = int((target.share_counters or {}).get(str(conversion.goal_id), 0)) + 1
