@@ -5,7 +5,6 @@ proxy can stand in for the network.
 """
 
 import copy
-import copy
 import hashlib
 import json
 from urllib.parse import quote, urlencode
@@ -14,7 +13,6 @@ from django.conf import settings
 
 from crm import values
 from postbacks.delivery.render import Request
-from tracker import shaping
 from tracker import shaping
 from tracker.models import STATUS_REJECTED
 
@@ -55,25 +53,6 @@ def _known(**values):
 def _page(client):
     """Where the event happened: the page the click came from, else the spot's target."""
     return client.page_url or client.spot.target_url
-
-
-def event_id(conversion, delivery_id):
-    """The event's id at the network: the one fan-out gave the event
-    (Delivery.event_id, set on the conversion by attempts.reported), the same
-    on retries and resends, so the network dedupes it against the browser
-    pixel's; the delivery's id for a delivery made before event ids."""
-    return getattr(conversion, "event_id", "") or str(delivery_id)
-
-
-def shared(pixel, conversion):
-    """`conversion` with the amount the pixel is told: its payout share of the
-    conversion's, rounded as the currency is paid (tracker.shaping)."""
-    percent = getattr(pixel, "payout_share", 100)
-    if percent == 100:
-        return conversion
-    told = copy.copy(conversion)
-    told.amount = shaping.share_of(conversion.amount, percent, conversion.currency)
-    return told
 
 
 def event_id(conversion, delivery_id):
