@@ -55,6 +55,9 @@ def test_update_replaces_the_amount(client, spot, lead, receiver, source):
     assert send(client, spot, lead, "40") == "duplicate"
     assert Conversion.objects.get().amount == Decimal("40")
     assert sums(receiver) == [("50.00", ""), ("40.00", "50.00")]
+    mode(spot, "ignore")  # the goal's mode as it is when the repeat comes
+    assert send(client, spot, lead, "30") == "duplicate"
+    assert Conversion.objects.get().amount == Decimal("40")
 
 
 def test_add_sums_each_payout_of_the_transaction(client, spot, lead, receiver, source):
