@@ -8,12 +8,10 @@ the database, or a transaction that kept losing races to others
 """
 
 import logging
-import sqlite3
 
-from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 
-from tracker.retry import conflict
+from tracker.retry import conflict, unreachable
 
 log = logging.getLogger(__name__)
 
@@ -22,39 +20,6 @@ log = logging.getLogger(__name__)
 JSON_PATHS = ("/api/", "/go/", "/healthz")
 # Seconds a caller is asked to wait before it tries again.
 RETRY_AFTER = 10
-
-# PostgreSQL error codes of a server that is there but does not serve:
-# connection exceptions (class 08), shutting down or starting up, and out of
-# connection slots.
-PG_UNAVAILABLE = ("08", "57P01", "57P02", "57P03", "53300")
-# SQLite: the file is locked by another writer past the busy timeout, or it
-# cannot be opened.
-SQLITE_UNAVAILABLE = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_CANTOPEN)
-
-
-def unreachable(exc):
-    """True when `exc` says the database cannot be reached, not that a query is wrong."""
-    try:
-        import psycopg
-    except ImportError:  # SQLite only
-        psycopg = None
-    # Django wraps the driver's error and keeps it as the cause.
-    cause = exc.__cause__ if isinstance(exc, (InterfaceError, OperationalError)) else None
-    err = cause or exc
-    if isinstance(err, InterfaceError):  # Django's own: the connection is closed
-        return True
-    if psycopg is not None and isinstance(err, psycopg.Error):
-        if isinstance(err, psycopg.InterfaceError):
-            return True
-        if isinstance(err, psycopg.OperationalError):
-            # No SQLSTATE: the client gave up (refused, timed out, connection
-            # lost, no pooled connection in time: psycopg_pool.PoolTimeout).
-            return err.sqlstate is None or err.sqlstate.startswith(PG_UNAVAILABLE)
-        return False
-    if isinstance(err, sqlite3.OperationalError):
-        # The primary result code is the low byte of the extended one.
-        return (getattr(err, "sqlite_errorcode", 0) & 0xFF) in SQLITE_UNAVAILABLE
-    return False
 
 
 def reason(exc):

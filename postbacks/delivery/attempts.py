@@ -8,9 +8,10 @@ import datetime
 import email.utils
 import logging
 import random
+import time
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -19,6 +20,7 @@ from postbacks import wake
 from postbacks.delivery import order, pixels, render, sender, signing
 from postbacks.models import Delivery, DeliveryAttempt, OutgoingPostback
 from tracker import metrics
+from tracker.retry import retried_until
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +149,37 @@ def deliver(delivery_id):
     result = send(req, pb, delivery.pk)
     ok, reason = sender.judge(result, pb)
     metrics.delivered(delivery, result, ok)
-    record_attempt(delivery, req, result, ok, reason)
+    return record_outcome(delivery, req, result, ok, reason)
+
+
+def record_outcome(delivery, req, result, ok, reason):
+    """Log the attempt of a send that happened and end or reschedule its delivery:
+    one transaction, run again on a new connection when the database was lost
+    or locked, for as long as the claim lasts (no other sender can take the
+    delivery before). Then the error goes up, logged with the delivery's id."""
+    numbers = []  # counted once: a run after a commit whose answer was lost must not count its own
+
+    def write():
+        again = bool(numbers)
+        if not again:
+            numbers.append(delivery.attempt_log.count() + 1)
+        return _outcome(delivery, req, result, ok, reason, numbers[0], again)
+
+    try:
+        return retried_until(lease_end([delivery.claimed_until]), write)
+    except DatabaseError:
+        log.error("The outcome of delivery %s could not be recorded: its claim lapsed", delivery.pk)
+        raise
+
+
+def _outcome(delivery, req, result, ok, reason, number, again):
+    pb = delivery.postback
+    if delivery.pk not in holding({delivery.pk: delivery.claimed_until}, again):
+        # Its claim lapsed and another sender has it, or an earlier run did commit.
+        if not logged({delivery.pk: number}):
+            record_attempt(delivery, req, result, ok, reason, number=number)
+        return None
+    record_attempt(delivery, req, result, ok, reason, number=number)
     if ok:
         if pb is not None and pb.consecutive_failures:
             OutgoingPostback.objects.filter(pk=pb.pk).update(consecutive_failures=0)
@@ -155,6 +187,68 @@ def deliver(delivery_id):
     if pb is not None:
         note_failure(pb, reason)
     return retry_or_fail(delivery, result, reason)
+
+
+def lease_end(claims):
+    """The time.monotonic() at which the last of these claims (their claimed_until) lapses."""
+    at = now()
+    left = max(((c - at).total_seconds() for c in claims if c is not None), default=0.0)
+    return time.monotonic() + max(0.0, left)
+
+
+def holding(leases, again):
+    """still_held, without its statement in the first run of a write within
+    every claim: until it lapses, a claim is its sender's alone. A run after
+    one that failed asks: that one may have committed, only its answer lost."""
+    at = now()
+    if not again and all(until is not None and until > at for until in leases.values()):
+        return set(leases)
+    return still_held(leases)
+
+
+def still_held(leases):
+    """Of {delivery id: the claimed_until its sender set}, the ids whose claim is
+    still that one, locked until the transaction ends (on SQLite its IMMEDIATE
+    transaction locks them). A delivery whose claim lapsed and was taken by
+    another sender is that sender's to record; one recorded already is done."""
+    if not leases:
+        return set()
+    by_lease = {}
+    for pk, until in leases.items():
+        by_lease.setdefault(until, []).append(pk)
+    ops, pk_field = connection.ops, Delivery._meta.pk
+    terms, params = [], [Delivery.SENDING]
+    for until, ids in by_lease.items():
+        terms.append(f"(claimed_until = %s AND id IN ({', '.join(['%s'] * len(ids))}))")
+        keys = [pk_field.get_db_prep_value(pk, connection) for pk in sorted(ids)]
+        params += [ops.adapt_datetimefield_value(until), *keys]
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    table = ops.quote_name(Delivery._meta.db_table)
+    sql = f"SELECT id FROM {table} WHERE status = %s AND ({' OR '.join(terms)}){lock}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {pk_field.to_python(row[0]) for row in cursor.fetchall()}
+
+
+def logged(numbers):
+    """Of {delivery id: attempt number}, the ids whose attempt of that number is logged."""
+    if not numbers:
+        return set()
+    field = DeliveryAttempt._meta.get_field("delivery")
+    q = connection.ops.quote_name
+    terms = " OR ".join([f"({q(field.column)} = %s AND number = %s)"] * len(numbers))
+    key = field.target_field
+    params = [
+        v
+        for pk, number in sorted(numbers.items())
+        for v in (key.get_db_prep_value(pk, connection), number)
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {q(field.column)} FROM {q(DeliveryAttempt._meta.db_table)} WHERE {terms}",
+            params,
+        )
+        return {key.to_python(row[0]) for row in cursor.fetchall()}
 
 
 def attempt_timeout(pb):
@@ -172,8 +266,9 @@ def send(req, pb, delivery_id=None):
         return sender.Result(error_class=type(e).__name__, error=str(e)[:2000])
 
 
-def record_attempt(delivery, req, result, ok, reason, test_of=None, user=None):
-    number = (delivery.attempt_log.count() + 1) if delivery else 1
+def record_attempt(delivery, req, result, ok, reason, test_of=None, user=None, number=None):
+    if number is None:
+        number = (delivery.attempt_log.count() + 1) if delivery else 1
     row = DeliveryAttempt(
         **attempt_values(delivery, req, result, ok, reason, number, test_of, user)
     )
