@@ -140,6 +140,8 @@ def goal_rows(rows):
     """The goals inline of the spot page as posted, one dict per row."""
     data = {"goals-TOTAL_FORMS": str(len(rows)), "goals-INITIAL_FORMS": "0"}
     for n, row in enumerate(rows):
+        # What the page's select sends when left alone.
+        data[f"goals-{n}-repeat_mode"] = "update"
         data.update({f"goals-{n}-{k}": v for k, v in row.items()})
     return data
 

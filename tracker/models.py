@@ -403,7 +403,7 @@ class Goal(models.Model):
         "a repeat with the same tid",
         max_length=10,
         choices=REPEAT_MODES,
-        default=IGNORE,
+        default=UPDATE_AMOUNT,
         help_text="What a postback repeating a transaction id of this goal does when its "
         "status is unchanged.",
     )

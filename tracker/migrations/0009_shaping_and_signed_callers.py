@@ -14,7 +14,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='goal',
             name='repeat_mode',
-            field=models.CharField(choices=[('ignore', 'Ignore it (a duplicate)'), ('update', 'Update the amount'), ('add', 'Add the amount')], default='ignore', help_text='What a postback repeating a transaction id of this goal does when its status is unchanged.', max_length=10, verbose_name='a repeat with the same tid'),
+            field=models.CharField(choices=[('ignore', 'Ignore it (a duplicate)'), ('update', 'Update the amount'), ('add', 'Add the amount')], default='update', help_text='What a postback repeating a transaction id of this goal does when its status is unchanged.', max_length=10, verbose_name='a repeat with the same tid'),
         ),
         migrations.AddField(
             model_name='partner',
