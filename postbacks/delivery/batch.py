@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from crm.models import Client, Conversion, CustomFieldValue
@@ -37,16 +37,18 @@ from postbacks.delivery import attempts, order, pixel_batch, sender
 from postbacks.models import Delivery, DeliveryAttempt, OutgoingPostback
 from tracker import metrics
 from tracker.models import Goal, Pixel, Spot
+from tracker.retry import retried, retried_until
 
 log = logging.getLogger(__name__)
 
 
-def claim(limit):
+def claim(limit, at=None):
     """Take up to `limit` due deliveries, oldest first; returns their ids.
+    Their claim lasts from `at` (now) for POSTBACKS_CLAIM_SECONDS.
 
     One statement (built once, as load's reads are): the claim is made on
     every pass of a loop, most of them at a trickle taking one delivery."""
-    at = attempts.now()
+    at = at or attempts.now()
     lease = datetime.timedelta(seconds=settings.POSTBACKS_CLAIM_SECONDS)
     ops, pk = connection.ops, Delivery._meta.pk
     now = ops.adapt_datetimefield_value(at)
@@ -249,6 +251,10 @@ class Pipeline:
         self.wake = wake or threading.Event()
         self.lock = threading.Lock()
         self.ended = []  # (delivery, request, result) of sends not yet recorded
+        # (delivery, request, result, ok, reason) of the sends that ended, kept
+        # until the write of their outcomes commits (write).
+        self.unrecorded = []
+        self.again = False  # a run of the write of unrecorded began: the next one checks (holding)
         self.in_flight = 0  # sent or sending, not yet recorded
         self.handled = 0
         self.more = False
@@ -265,16 +271,24 @@ class Pipeline:
         Recording and claiming share one transaction: one commit (one disk
         flush on PostgreSQL) per step, not two. `more` says the claim took all
         it had room for, so more may be due than this loop can take."""
-        claimed = time.monotonic()
-        with transaction.atomic():
-            self.record()
-            room = 0 if self.full() else self.room()
-            ids = claim(room) if room else []
-            ids += pixel_batch.claim_more(ids, attempts.now())  # the rest of a pixel's batch
+        self.collect()
+        room = 0 if self.full() else self.room()
+        ids, lease, claimed = self.write(self.record_and_claim, room)
         self.more = bool(room) and len(ids) >= room  # more: a pixel's batch claimed on
         if ids:
-            self.start(load(ids), claimed)
+            deliveries = load(ids)
+            for d in deliveries:
+                d.lease = lease  # its claimed_until: its outcome is written only while it holds
+            self.start(deliveries, claimed)
         return len(ids)
+
+    def record_and_claim(self, room):
+        """One run of step's transaction: ([claimed ids], their claimed_until, monotonic then)."""
+        self.write_outcomes()
+        at, claimed = attempts.now(), time.monotonic()
+        ids = claim(room, at) if room else []
+        ids += pixel_batch.claim_more(ids, at)  # the rest of a pixel's batch
+        return ids, at + datetime.timedelta(seconds=settings.POSTBACKS_CLAIM_SECONDS), claimed
 
     def start(self, deliveries, claimed):
         deliveries = pixel_batch.take(self, deliveries, claimed)  # a pixel's events together
@@ -322,30 +336,88 @@ class Pipeline:
             if len(self.ended) >= min(self.threads, self.in_flight):
                 self.wake.set()
 
-    def record(self):
-        """Write the attempts and outcomes of the sends that ended, in one transaction."""
+    def collect(self):
+        """Take the sends that ended from the pool's threads, judged, into unrecorded."""
         with self.lock:
             ended, self.ended = self.ended, []
             self.in_flight -= len(ended)
-        if not ended:
-            return
         ended = pixel_batch.expand(ended)  # a batch sent is one send, a delivery each here
         self.handled += len(ended)
-        unsent = [d.pk for d, _, result in ended if result is None]
-        sent = [(d, req, result) for d, req, result in ended if result is not None]
-        judged = [(d, req, result, *pixel_batch.judge(d, result)) for d, req, result in sent]
-        for d, _, result, ok, _ in judged:  # counted once, when judged
-            metrics.delivered(d, result, ok)
-        with transaction.atomic(savepoint=False):  # as claim's
-            attempts.insert_attempts([(*send, send[0].logged + 1) for send in judged])
-            self.succeeded([(d, result.status) for d, _, result, ok, _ in judged if ok])
-            for d, _, result, ok, reason in judged:
-                if not ok:
-                    if d.postback is not None:
-                        attempts.note_failure(d.postback, reason)
-                    attempts.retry_or_fail(d, result, reason)
-            if unsent:  # due again at once; not an attempt
-                attempts.defer(unsent, attempts.now())
+        for d, req, result in ended:
+            judged = (None, "") if result is None else pixel_batch.judge(d, result)
+            self.unrecorded.append((d, req, result, *judged))
+            if result is not None:  # counted once, when judged: not per retried write
+                metrics.delivered(d, result, judged[0])
+
+    def record(self):
+        """Write the attempts and outcomes of the sends that ended, in one transaction."""
+        self.collect()
+        if self.unrecorded:
+            self.write(self.write_outcomes)
+
+    def write(self, work, *args):
+        """work(*args) in a transaction of its own. With outcomes to record, a
+        send that happened must not go unrecorded (it would be sent again once
+        its claim lapsed): the write is run again on a lost connection or a
+        locked database too, until the last of their claims lapses. Outcomes
+        stay until their write commits; those whose claim lapsed are given up."""
+        if not self.unrecorded:
+            return retried(work, *args)
+        until = attempts.lease_end([d.lease for d, *_ in self.unrecorded])
+        try:
+            answer = retried_until(until, work, *args)
+        except DatabaseError:
+            self.give_up()
+            raise
+        self.unrecorded = []
+        self.again = False
+        return answer
+
+    def give_up(self):
+        """Drop the outcomes whose claim lapsed: another sender may be sending them again."""
+        at = attempts.now()
+        lapsed = [e for e in self.unrecorded if e[0].lease <= at]
+        if lapsed:
+            self.unrecorded = [e for e in self.unrecorded if e[0].lease > at]
+            log.error(
+                "The outcomes of deliveries %s could not be recorded before their claim "
+                "lapsed: those that were sent may be sent again",
+                ", ".join(str(e[0].pk) for e in lapsed),
+            )
+
+    def write_outcomes(self):
+        """Write the attempts and outcomes of unrecorded (in write's transaction).
+
+        Only the deliveries this loop still holds are updated: one whose claim
+        lapsed and another sender took is that sender's now. Every request
+        made gets its attempt row, unless a run whose commit seemed to fail
+        wrote it (its answer, not the commit, was lost)."""
+        if not self.unrecorded:
+            return
+        held = attempts.holding({d.pk: d.lease for d, *_ in self.unrecorded}, self.again)
+        self.again = True
+        mine = [e for e in self.unrecorded if e[0].pk in held]
+        gone = [e for e in self.unrecorded if e[0].pk not in held and e[2] is not None]
+        if gone:
+            done = attempts.logged({d.pk: d.logged + 1 for d, *_ in gone})
+            gone = [e for e in gone if e[0].pk not in done]
+            if gone:
+                log.warning(
+                    "Deliveries %s were taken by another sender before their outcome "
+                    "was written: only their attempts are logged",
+                    ", ".join(str(e[0].pk) for e in gone),
+                )
+        sent = [e for e in mine if e[2] is not None]
+        unsent = [d.pk for d, _, result, _, _ in mine if result is None]
+        attempts.insert_attempts([(*e, e[0].logged + 1) for e in sent + gone])
+        self.succeeded([(d, result.status) for d, _, result, ok, _ in sent if ok])
+        for d, _, result, ok, reason in sent:
+            if not ok:
+                if d.postback is not None:
+                    attempts.note_failure(d.postback, reason)
+                attempts.retry_or_fail(d, result, reason)
+        if unsent:  # due again at once; not an attempt
+            attempts.defer(unsent, attempts.now())
 
     def succeeded(self, answered):
         """Mark [(delivery, HTTP status)] delivered: one statement per status code
