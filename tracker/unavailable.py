@@ -1,4 +1,5 @@
-"""A database that cannot be reached: 503 with a JSON error, not a 500 page.
+"""A database that cannot be reached: 503 with a JSON error, not a 500 page
+(and in the admin, a short page that says so).
 
 Callers of the API (affiliate networks, bots) and load balancers read status
 codes: a 503 with Retry-After says "try again later", which is the truth when
@@ -9,15 +10,18 @@ the database, or a transaction that kept losing races to others
 
 import logging
 
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
+from django.template.loader import render_to_string
 
 from tracker.retry import conflict, unreachable
 
 log = logging.getLogger(__name__)
 
 # Paths of the public endpoints, whose callers read status codes and JSON
-# (clicks too: their errors are JSON already); the admin keeps Django's page.
+# (clicks too: their errors are JSON already).
 JSON_PATHS = ("/api/", "/go/", "/healthz")
+# The admin's pages: a person reads these, so they get a page saying what is wrong.
+ADMIN_PATHS = ("/admin/",)
 # Seconds a caller is asked to wait before it tries again.
 RETRY_AFTER = 10
 
@@ -34,8 +38,20 @@ def unavailable_response(error, retry_after=RETRY_AFTER):
     return response
 
 
+def unavailable_page(retry_after=RETRY_AFTER):
+    """The admin's 503 page. Rendered without the request: its context
+    processors (the user, the messages) would read the session, in the
+    database that cannot be reached."""
+    page = render_to_string("database_down.html", {"retry_after": retry_after})
+    response = HttpResponse(page, status=503)
+    response["Retry-After"] = str(retry_after)
+    return response
+
+
 class DatabaseUnavailableMiddleware:
-    """Answers 503 JSON on the public endpoints when a view could not reach the database."""
+    """Answers 503 when a view could not reach the database: JSON on the public
+    endpoints, a short page in the admin (whose signed-in pages read the
+    session from the database before anything else)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -44,6 +60,11 @@ class DatabaseUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
+        if request.path.startswith(ADMIN_PATHS):
+            if not unreachable(exception):
+                return None
+            log.warning("Database unavailable on %s: %s", request.path, reason(exception))
+            return unavailable_page()
         if not request.path.startswith(JSON_PATHS):
             return None
         if conflict(exception):
