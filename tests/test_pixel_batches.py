@@ -3,6 +3,7 @@
 client; each event checked first, each delivery logged with its own attempt,
 and the network's answer mapped back onto each event."""
 
+import datetime
 import json
 import re
 from urllib.parse import parse_qs, urlsplit
@@ -32,10 +33,7 @@ def due(spot, pixel, n, client=None, goal="dep"):
     client = client or Client.objects.create(spot=spot, name="Ann")
     goal = spot.goals.get(token=goal)
     conversions = Conversion.objects.bulk_create(
-        [
-            Conversion(spot=spot, client=client, goal=goal, amount=25, tid=f"t{i}")
-            for i in range(n)
-        ]
+        [Conversion(spot=spot, client=client, goal=goal, amount=25, tid=f"t{i}") for i in range(n)]
     )
     at = timezone.now()
     rows = [
@@ -203,3 +201,26 @@ def test_one_due_event_is_sent_as_before(spot, networks):
     assert attempt.request_body.startswith("access_token=") and "TOKEN1" not in (
         attempt.request_body
     )
+
+
+def test_the_rest_of_a_batch_keeps_each_conversion_in_order(spot, networks, settings):
+    settings.POSTBACKS_SENDER_THREADS = 1  # a claim of 2: the others come with the pixel's batch
+    pixel = pixel_of(spot, "facebook")
+    deliveries = due(spot, pixel, 6)
+    # An earlier event of the last one's conversion to the pixel is not done:
+    # the later one waits for it, whichever claim reaches it.
+    later = deliveries[-1]
+    earlier = Delivery.objects.create(
+        conversion=later.conversion,
+        spot=spot,
+        pixel=pixel,
+        status=Delivery.PENDING,
+        next_attempt=timezone.now() + datetime.timedelta(hours=1),
+    )
+    day_before = later.created - datetime.timedelta(days=1)
+    Delivery.objects.filter(pk=earlier.pk).update(created=day_before)
+    batch.send_due()
+    sent = [e["event_id"] for r in networks.requests for e in facebook_events(r)]
+    assert sorted(sent) == sorted(str(d.pk) for d in deliveries[:-1])
+    later.refresh_from_db()
+    assert later.status == Delivery.PENDING and later.attempts == 0

@@ -40,12 +40,13 @@ import re
 import time
 import uuid
 from dataclasses import dataclass, field
+from urllib.parse import quote, quote_plus
 
 from django.conf import settings
 from django.db import connection, transaction
 
-from postbacks.delivery import attempts, order, pixels, sender
-from postbacks.delivery.render import Request
+from postbacks.delivery import attempts, pixels, sender
+from postbacks.delivery.render import MIN_SECRET, Request
 from postbacks.models import Delivery, DeliveryAttempt
 from tracker.models import Pixel
 
@@ -73,6 +74,7 @@ class Batch:
     entries: list = field(default_factory=list)  # dicts, in the request's order
     texts: list = field(default_factory=list)  # their JSON, as sent
     request: Request | None = None
+    shown: tuple | None = None  # the masked URL and headers, once made
 
     @property
     def network(self):
@@ -128,18 +130,39 @@ def _claim_of_pixel(pixel_id, limit, at):
 
 @functools.cache
 def _claim_sql():
-    """batch._claim_sql's claim, of one pixel's deliveries."""
+    """batch._claim_sql's claim, of one pixel's deliveries. The oldest due ones
+    are picked first and only they are checked for an earlier event of their
+    conversion to the pixel (order.py): checked before the LIMIT, every due
+    event of a busy pixel was. One held up is left for a later claim."""
     q = connection.ops.quote_name
     table = q(Delivery._meta.db_table)
     skip_locked = connection.features.has_select_for_update_skip_locked
     lock = " FOR UPDATE SKIP LOCKED" if skip_locked else ""
     return (
-        f"WITH due AS MATERIALIZED (SELECT id FROM {table} d WHERE pixel_id = %s "
+        f"WITH picked AS MATERIALIZED (SELECT id, conversion_id, created, pixel_id "
+        f"FROM {table} d WHERE pixel_id = %s "
         "AND ((status = %s AND (next_attempt IS NULL OR next_attempt <= %s)) "
-        f"OR (status = %s AND claimed_until < %s)) AND {order.ready_sql('d')} "
-        f"ORDER BY next_attempt LIMIT %s{lock}) "
+        "OR (status = %s AND claimed_until < %s)) "
+        f"ORDER BY next_attempt LIMIT %s{lock}), "
+        f"due AS MATERIALIZED (SELECT id FROM picked d WHERE {_ready_sql()}) "
         f"UPDATE {table} SET status = %s, claimed_until = %s "
         "WHERE id IN (SELECT id FROM due) RETURNING id"
+    )
+
+
+def _ready_sql():
+    """order.ready_sql for deliveries to one pixel: none earlier of the same
+    conversion to it unfinished. Only the conversion's index is for the
+    planner (COALESCE hides the others): the pixel's and the status's hold
+    every event of a busy pixel, and PostgreSQL, its statistics behind a
+    burst, read them whole for each row."""
+    q = connection.ops.quote_name
+    table = q(Delivery._meta.db_table)
+    unfinished = ", ".join(f"'{s}'" for s in Delivery.UNFINISHED)  # our constants
+    return (
+        f"NOT EXISTS (SELECT 1 FROM {table} e WHERE e.conversion_id = d.conversion_id "
+        f"AND COALESCE(e.status, '') IN ({unfinished}) AND e.created < d.created "
+        "AND COALESCE(e.pixel_id, 0) = d.pixel_id)"
     )
 
 
@@ -352,8 +375,42 @@ def _own_request(b, i):
     req = b.request
     if len(b.deliveries) == 1:
         return req
-    body = f"Event {i + 1} of {len(b.deliveries)} in one request:\n{b.texts[i]}"
-    return Request(req.method, req.url, req.headers, body.encode(), req.secrets)
+    if b.shown is None:  # masked once per batch, not once per row
+        b.shown = (req.url_text(), req.headers_text(), _secret_forms(req))
+    url, headers, forms = b.shown
+    text = b.texts[i]
+    if any(form in text for form in forms):
+        text = req.mask(text)
+    body = f"Event {i + 1} of {len(b.deliveries)} in one request:\n{text}"
+    return Shown(req.method, url, headers, body)
+
+
+def _secret_forms(req):
+    """The texts Request.mask looks for."""
+    forms = set()
+    for secret in req.secrets:
+        if len(secret) >= MIN_SECRET:
+            forms |= {secret, quote(secret, safe=""), quote_plus(secret, safe="")}
+    return forms
+
+
+@dataclass
+class Shown:
+    """A request as an attempt row stores it, its secrets masked already."""
+
+    method: str
+    url: str
+    headers: str
+    body: str
+
+    def url_text(self):
+        return self.url
+
+    def headers_text(self):
+        return self.headers
+
+    def body_text(self):
+        return self.body
 
 
 def judge(d, result):
