@@ -163,7 +163,7 @@ def test_only_revenue_goals_count_as_revenue(spot, lead, admin_client):
     assert row.sums["payout"] == Decimal("25") and row.revenue == Decimal("40")
     cells = dict(zip(report.header(rep), report.cells(rep, row), strict=True))
     assert cells["Payout sum (USD)"] == "25.00" and cells["Revenue (USD)"] == "40.00"
-    assert cells["Revenue per lead (USD)"] == "40.00"
+    assert cells["EPC (USD)"] == "40.00"
 
 
 @pytest.mark.usefixtures("outgoing")

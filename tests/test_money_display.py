@@ -56,8 +56,8 @@ def test_the_statistics_page_shows_money_for_people_and_the_csv_plain_numbers(ad
     text = admin_client.get("/admin/crm/dailystat/csv/?group=campaign").content.decode()
     [row, _total] = list(csv.DictReader(io.StringIO(text)))
     assert row["First deposit sum (USD)"] == "2469" and row["Revenue (USD)"] == "2469"
-    assert row["Revenue per lead (USD)"] == "823"
-    assert row["Dep per reg (%)"] == "66.67" and row["Reg per lead (%)"] == "100"
+    assert row["EPC (USD)"] == "823"
+    assert row["Dep per reg (%)"] == "66.67" and row["Registration CR (%)"] == "100"
 
 
 def test_statistics_columns_name_the_spot_of_goals_that_share_a_name(spot):
