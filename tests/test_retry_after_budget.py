@@ -60,7 +60,9 @@ def test_a_receiver_that_never_stops_throttling_fails_it_when_the_schedule_has_p
     assert (delivery.status, delivery.last_http_status) == (Delivery.FAILED, 429)
     times = [at for at, _ in applying.arrived]
     assert len(times) > 3
-    assert 0.33 <= times[-1] - times[0] < 2.0
+    # The span is counted from the first failure, recorded a moment after the
+    # first request arrived; three throttled tries alone would end in ~60 ms.
+    assert 0.3 <= times[-1] - times[0] < 2.0
 
 
 def test_throttled_tries_do_not_move_the_schedule_on(lead, partner, applying, settings):

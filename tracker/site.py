@@ -12,6 +12,7 @@
 
 from functools import update_wrapper
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
@@ -75,6 +76,8 @@ def menu(app_list):
         for model in app["models"]:
             label = f"{app['app_label']}.{model['object_name'].lower()}"
             models[label] = {**model, "name": NAMES.get(label, model["name"])}
+    if not settings.REDIS_URL:  # the run mode without queues shows none
+        models.pop("django_rq.dashboard", None)
     placed = {label for _, labels in SECTIONS for label in labels}
     sections = []
     for name, labels in SECTIONS:
