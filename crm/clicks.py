@@ -4,9 +4,9 @@ import ipaddress
 import re
 
 from crm import spend
-from crm.http import client_addr
 from crm.models import ADVERT_KEYS, Client
 from crm.values import RefusedJSON, clean_text, load_json, shown
+from tracker.addresses import client_addr
 from tracker.models import Spot
 from tracker.retry import retry_transaction
 

@@ -7,8 +7,6 @@ block. A chunked body the server cannot decode (a bad chunk size) is
 unreadable input, not a crash.
 """
 
-import ipaddress
-
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 
@@ -51,19 +49,3 @@ def read_body(request, head=0):
         raise
     except Exception as e:  # the server's own parse errors are not OSError
         raise Unreadable(f"{type(e).__name__}: {str(e)[:200]}") from e
-
-
-def client_addr(request):
-    """The caller's IP: REMOTE_ADDR, or the entry PROXY_HOPS from the right of
-    X-Forwarded-For behind that many proxies; None when it is not an address."""
-    addr = request.META.get("REMOTE_ADDR", "")
-    hops = getattr(settings, "PROXY_HOPS", 0)
-    header = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    forwarded = [a.strip() for a in header.split(",")] if header else []
-    if hops and len(forwarded) >= hops:
-        # Entries left of the ones our proxies appended are the caller's to forge.
-        addr = forwarded[-hops]
-    try:
-        return str(ipaddress.ip_address(addr))
-    except ValueError:
-        return None

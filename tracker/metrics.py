@@ -47,6 +47,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from tracker.addresses import client_addr
+
 log = logging.getLogger(__name__)
 
 # A worker started before gunicorn made the directory: its files need it now.
@@ -205,18 +207,9 @@ def registry():
 
 
 def caller(request):
-    """The caller's address, as PROXY_HOPS says (crm.http.client_addr's rule:
-    tracker may not import crm); None when it is not an address."""
-    addr = request.META.get("REMOTE_ADDR", "")
-    hops = settings.PROXY_HOPS
-    header = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    forwarded = [a.strip() for a in header.split(",")] if header else []
-    if hops and len(forwarded) >= hops:
-        addr = forwarded[-hops]  # entries left of our proxies' are the caller's to forge
-    try:
-        return ipaddress.ip_address(addr)
-    except ValueError:
-        return None
+    """The caller's address as an ip_address, or None."""
+    addr = client_addr(request)
+    return ipaddress.ip_address(addr) if addr else None
 
 
 def allowed_networks():

@@ -214,7 +214,9 @@ AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = datetime.timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_CLIENT_IP_CALLABLE = "crm.http.client_addr"  # the address PROXY_HOPS says is the caller's
+AXES_CLIENT_IP_CALLABLE = (
+    "tracker.addresses.client_addr"  # the address PROXY_HOPS says is the caller's
+)
 AXES_LOCKOUT_CALLABLE = "tracker.signin.locked_out"
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_VERBOSE = False  # no banner on every start; lockouts are still logged as warnings

@@ -14,7 +14,7 @@ from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
-from crm.http import TooBig, Unreadable, client_addr, read_body
+from crm.http import TooBig, Unreadable, read_body
 from crm.models import Client, CustomFieldValue
 from crm.rows import columns_of, read_one, read_rows
 from crm.values import clean_text, money
@@ -44,6 +44,7 @@ from postbacks.incoming.params import (
 )
 from postbacks.models import IncomingPostback
 from tracker import metrics
+from tracker.addresses import client_addr
 from tracker.models import Goal, Spot
 from tracker.retry import conflict, retried
 
