@@ -86,8 +86,10 @@ def test_a_failing_postback_and_the_backlog_show_on_the_home(
     accept(lead, "sale", amount=Decimal("40"), currency="USD", tid="f1")
     send_due()
     assert Delivery.objects.filter(attempts__gt=0, status=Delivery.PENDING).exists()
+    # Overdue for two hours: another client's (one behind the retry above waits, not late).
+    other, _ = Client.objects.create(spot=spot, name="Bo").record_conversion("reg")
     Delivery.objects.create(
-        conversion=lead.conversions.get(),
+        conversion=other,
         spot=spot,
         postback=OutgoingPostback.objects.get(),
         next_attempt=timezone.now() - datetime.timedelta(hours=2),
@@ -168,8 +170,10 @@ def test_the_menu_is_ordered_by_use_and_named_as_buyers_say(admin_client, settin
     assert [a["app_label"] for a in crm.context["app_list"]] == ["crm"]
 
 
-def test_with_redis_the_queues_page_sits_under_operations_by_its_plain_name():
+def test_with_redis_the_queues_page_sits_under_operations_by_its_plain_name(settings):
     from tracker.site import menu
+
+    settings.REDIS_URL = "redis://127.0.0.1:6379/0"
 
     def app(label, *names):
         return {

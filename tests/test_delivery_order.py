@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from crm.models import Conversion
 from postbacks import health
-from postbacks.delivery import batch
+from postbacks.delivery import batch, failing
 from postbacks.delivery.fanout import accept
 from postbacks.models import Delivery, OutgoingPostback
 from tests.applying import applying_receiver  # noqa: F401 - the `applying` fixture
@@ -174,4 +174,5 @@ def test_a_change_behind_a_retry_hours_away_waits_without_alarm(lead, postback, 
     # The loops sleep until the retry, and the health check sees nothing late.
     assert batch.next_due() == later
     assert health.oldest_overdue_seconds() == 0
+    assert failing.backlog().due == 0  # nor the dashboard and the Status page
     assert delivery_of(conversion, "rejected").status == Delivery.PENDING

@@ -32,6 +32,7 @@ from django.db.models import Count, F, Max, Min, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from postbacks.delivery import order
 from postbacks.delivery.attempts import due_q
 from postbacks.models import Delivery, OutgoingPostback
 from tracker.models import Goal, Pixel
@@ -157,7 +158,8 @@ def failing_by_postback(spot_ids=None, postback_ids=None, hours=WINDOW_HOURS):
 def backlog(spot_ids=None):
     at = timezone.now()
     rows = _scoped(spot_ids)
-    due = rows.filter(due_q(at)).aggregate(
+    # One waiting behind an earlier event of its conversion is not late (order.py).
+    due = rows.filter(due_q(at), order.ready_q()).aggregate(
         count=Count("pk"), oldest=Min(Coalesce(F("next_attempt"), F("created")))
     )
     scheduled = rows.filter(status=Delivery.PENDING, next_attempt__gt=at).count()
