@@ -300,29 +300,36 @@ def attempt_values(delivery, req, result, ok, reason, number, test_of=None, user
 
 def insert_attempts(sends):
     """Insert the attempts of a batch's sends, [(delivery, req, result, ok, reason, number)],
-    with one executemany: bulk_create's per-field preparation costs more than the
-    send itself at this rate, and these values need none (text, numbers, booleans)."""
+    in as few statements as the database allows: bulk_create's per-field
+    preparation costs more than the send itself at this rate, and these values
+    need none (text, numbers, booleans; the foreign keys their ids). Many rows per INSERT: a pixel's
+    batch writes a thousand at once, and one INSERT per row through
+    executemany was a third of its time on PostgreSQL."""
     if not sends:
         return
-    fields = {f.name: f for f in DeliveryAttempt._meta.concrete_fields if f.name != "id"}
+    fields = [f for f in DeliveryAttempt._meta.concrete_fields if f.name != "id"]
     created = connection.ops.adapt_datetimefield_value(now())
+    # Foreign keys: their ids, as stored (a delivery's is a UUID).
+    keys = [(f.name, f) for f in fields if f.name in ("delivery", "postback", "sent_by")]
     rows = []
     for send in sends:
         values = attempt_values(*send)
-        for name in ("delivery", "postback", "sent_by"):  # foreign keys: their ids, as stored
-            values[name] = fields[name].get_db_prep_save(
-                getattr(values[name], "pk", None), connection
-            )
+        for name, key in keys:
+            values[name] = key.get_db_prep_save(getattr(values[name], "pk", None), connection)
         values["created"] = created
-        rows.append([values[name] for name in fields])
+        rows.append([values[f.name] for f in fields])
     q = connection.ops.quote_name
-    columns = ", ".join(q(f.column) for f in fields.values())
+    table, columns = q(DeliveryAttempt._meta.db_table), ", ".join(q(f.column) for f in fields)
     with connection.cursor() as cursor:
-        cursor.executemany(
-            f"INSERT INTO {q(DeliveryAttempt._meta.db_table)} ({columns}) "
-            f"VALUES ({', '.join(['%s'] * len(fields))})",
-            rows,
-        )
+        marks = f"({', '.join(['%s'] * len(fields))})"
+        # As many rows as the database takes parameters (SQLite 999; PostgreSQL 65,535).
+        per = max(1, (connection.features.max_query_params or 65_535) // len(fields))
+        for i in range(0, len(rows), per):
+            chunk = rows[i : i + per]
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) VALUES {', '.join([marks] * len(chunk))}",
+                [v for row in chunk for v in row],
+            )
 
 
 def hold(delivery, pb):
