@@ -31,6 +31,21 @@ def read_rows(model, sql, params, fields=()):
         return _reader(model, fields).models(cursor.fetchall())
 
 
+def in_list(column, count):
+    """`column` among `count` keys, which in_params passes. On PostgreSQL one
+    array parameter: psycopg turns a statement's %s into its own markers anew
+    for every long statement, and for a pixel batch's thousand keys that cost
+    more than running it."""
+    if connection.vendor == "postgresql":
+        return f"{column} = ANY(%s)"
+    return f"{column} IN ({', '.join(['%s'] * count)})"
+
+
+def in_params(keys):
+    """The parameters of in_list for these keys, prepared for the database."""
+    return [list(keys)] if connection.vendor == "postgresql" else list(keys)
+
+
 def read_one(model, field, value):
     """The instance of `model` whose `field` (a unique one) is `value`, or None."""
     prepared = model._meta.get_field(field).get_db_prep_value(value, connection)

@@ -32,7 +32,8 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from crm.models import Client, Conversion, CustomFieldValue
-from crm.rows import columns_of, read_rows
+from crm.rows import columns_of, in_list, read_rows
+from crm.rows import in_params as rows_in_params
 from postbacks.delivery import attempts, order, pixel_batch, sender
 from postbacks.models import Delivery, DeliveryAttempt, OutgoingPostback
 from tracker import metrics
@@ -149,14 +150,18 @@ def _attach(obj, name, related):
 @functools.cache
 def _rows_sql(model, count, fields, order):
     q = connection.ops.quote_name
-    marks = ", ".join(["%s"] * count)
     table, pk = q(model._meta.db_table), q(model._meta.pk.column)
-    sql = f"SELECT {columns_of(model, fields)} FROM {table} WHERE {pk} IN ({marks})"
+    sql = f"SELECT {columns_of(model, fields)} FROM {table} WHERE {in_list(pk, count)}"
     return sql + (f" ORDER BY {q(order)}" if order else "")
 
 
 # Keys the database takes as they are: a thousand ids need no preparing each.
 PLAIN_KEYS = ("AutoField", "BigAutoField", "IntegerField", "BigIntegerField")
+
+
+def in_params(field, pks):
+    """The parameters of in_list for these keys of `field`."""
+    return rows_in_params(_keys(field, pks))
 
 
 def _keys(field, pks):
@@ -171,7 +176,7 @@ def rows_of(model, pks, fields=(), order=""):
     if not pks:
         return []
     sql = _rows_sql(model, len(pks), fields, order)
-    return read_rows(model, sql, _keys(model._meta.pk, pks), fields)
+    return read_rows(model, sql, in_params(model._meta.pk, pks), fields)
 
 
 def in_bulk(model, pks):
@@ -185,10 +190,10 @@ def attempt_counts(ids):
     q = connection.ops.quote_name
     sql = (
         f"SELECT {q(field.column)}, COUNT(*) FROM {q(DeliveryAttempt._meta.db_table)} "
-        f"WHERE {q(field.column)} IN ({', '.join(['%s'] * len(ids))}) GROUP BY {q(field.column)}"
+        f"WHERE {in_list(q(field.column), len(ids))} GROUP BY {q(field.column)}"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, _keys(field.target_field, ids))
+        cursor.execute(sql, in_params(field.target_field, ids))
         return {field.target_field.to_python(k): n for k, n in cursor.fetchall()}
 
 
@@ -243,7 +248,7 @@ def _succeeded_sql(count):
     return (
         f"UPDATE {table} SET status = %s, attempts = attempts + 1, claimed_until = NULL, "
         f"last_error = '', last_http_status = %s, next_attempt = NULL, updated = %s "
-        f"WHERE id IN ({', '.join(['%s'] * count)})"
+        f"WHERE {in_list('id', count)}"
     )
 
 
@@ -449,7 +454,7 @@ class Pipeline:
         with connection.cursor() as cursor:
             for status, ids in sorted(by_status.items()):
                 ids.sort()
-                params = [Delivery.SUCCESS, status, at, *_keys(Delivery._meta.pk, ids)]
+                params = [Delivery.SUCCESS, status, at, *in_params(Delivery._meta.pk, ids)]
                 cursor.execute(_succeeded_sql(len(ids)), params)
         deliveries = [d for d, _ in answered]
         recovered = {

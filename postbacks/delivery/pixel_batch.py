@@ -45,6 +45,7 @@ from urllib.parse import quote, quote_plus
 from django.conf import settings
 from django.db import connection, transaction
 
+from crm.rows import in_list, in_params
 from postbacks.delivery import attempts, pixels, sender
 from postbacks.delivery.render import MIN_SECRET, Request
 from postbacks.models import Delivery, DeliveryAttempt
@@ -108,11 +109,11 @@ def _pixels_of(ids):
     sql = (
         f"SELECT d.pixel_id, p.network, COUNT(*) FROM {table} d "
         f"JOIN {pixels_table} p ON p.id = d.pixel_id "
-        f"WHERE p.network IN ({networks}) AND d.id IN ({', '.join(['%s'] * len(ids))}) "
+        f"WHERE p.network IN ({networks}) AND {in_list('d.id', len(ids))} "
         "GROUP BY d.pixel_id, p.network"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [pk.get_db_prep_value(i, connection) for i in ids])
+        cursor.execute(sql, in_params([pk.get_db_prep_value(i, connection) for i in ids]))
         return cursor.fetchall()
 
 
