@@ -24,6 +24,7 @@ import functools
 import logging
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
@@ -165,8 +166,12 @@ def in_params(field, pks):
 
 
 def _keys(field, pks):
-    if field.get_internal_type() in PLAIN_KEYS and all(type(pk) is int for pk in pks):
+    kind = field.get_internal_type()
+    if kind in PLAIN_KEYS and all(type(pk) is int for pk in pks):
         return list(pks)
+    if kind == "UUIDField" and all(type(pk) is uuid.UUID for pk in pks):
+        # What UUIDField stores: the UUID itself where the database has the type, else its hex.
+        return list(pks) if connection.features.has_native_uuid_field else [pk.hex for pk in pks]
     return [field.get_db_prep_value(pk, connection) for pk in pks]
 
 
