@@ -13,12 +13,11 @@ Three writers, each a difference applied in the transaction of the change:
 `rebuild_cost` recomputes a spot's cost from the rows, for rebuild_stats.
 """
 
-import functools
 import logging
 from collections import defaultdict
 from decimal import Decimal
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Count, Q, Sum
 
 from crm import rates, stats, values
@@ -30,7 +29,7 @@ ZERO = Decimal("0")
 CLICK_SOURCE = "click"
 # The dimensions a spend row has, in crm.stats.DIMS' order; manager and partner are 0.
 DIMS = ("campaign", "adset", "ad", "geo")
-COST_SUMS = ["cost", "cost_unrated"]
+COST_SUMS = ("cost", "cost_unrated")
 # Chunk of rows read, revalued and written at once by revalue_spend.
 CHUNK = 2000
 
@@ -83,42 +82,10 @@ def apply_cost(minus, plus):
         add_cost(changed)
 
 
-@functools.cache
-def cost_upsert_sql(vendor, count):
-    """add_cost's statement, as crm.stats.upsert_sql builds add's: one array per
-    column on PostgreSQL (count None, parsed once per process), `count` rows
-    of VALUES elsewhere."""
-    q = connection.ops.quote_name
-    table = q(DailyStat._meta.db_table)
-    # A new row's counts and revenue are zero; the columns have no default in the database.
-    names = [*stats.KEY, *stats.SUMS, *COST_SUMS]
-    if count is None:
-        types = {f.attname: f.db_type(connection) for f in DailyStat._meta.concrete_fields}
-        source = f"SELECT * FROM unnest({', '.join(f'%s::{types[c]}[]' for c in names)})"
-    else:
-        row = "(" + ", ".join(["%s"] * len(names)) + ")"
-        source = f"VALUES {', '.join([row] * count)}"
-    updates = ", ".join(f"{q(c)} = {table}.{q(c)} + excluded.{q(c)}" for c in COST_SUMS)
-    return (
-        f"INSERT INTO {table} ({', '.join(q(c) for c in names)}) {source} "
-        f"ON CONFLICT ({', '.join(q(c) for c in stats.KEY)}) DO UPDATE SET {updates}"
-    )
-
-
 def add_cost(rows):
-    """Add each (key, cost, cost_unrated) to its rollup row, creating the missing ones.
-
-    Sorted by key, as crm.stats.add sorts, so writers of the same rows lock
-    them in one order."""
-    none = [0] * len(stats.SUMS)
-    rows = [(*key, *none, *sums) for key, *sums in sorted(rows)]
-    if connection.vendor == "postgresql":
-        sql = cost_upsert_sql(connection.vendor, None)
-        params = [list(column) for column in zip(*rows, strict=True)]
-    else:
-        sql, params = cost_upsert_sql(connection.vendor, len(rows)), [v for r in rows for v in r]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    """Add each (key, cost, cost_unrated) to its rollup row, creating the missing ones
+    (their counts and revenue 0), in key order as crm.stats.add writes."""
+    stats.add(rows, added=COST_SUMS, zeroed=stats.SUMS)
 
 
 # -- writers ---------------------------------------------------------------------

@@ -115,15 +115,17 @@ KEY = [
     DailyStat._meta.get_field(name).attname
     for name in next(c for c in DailyStat._meta.constraints if c.name == "daily_stat_key").fields
 ]
-SUMS = ["count", "amount", "unrated"]
+SUMS = ("count", "amount", "unrated")
 # Dimension -> its rollup column (the key's last ones, in DIMS' order).
 DIM_COLUMNS = dict(zip(DIMS, KEY[5:], strict=True))
 
 
 @functools.cache
-def upsert_sql(vendor, count):
+def upsert_sql(vendor, count, added=SUMS, zeroed=()):
     """add's statement, built once: from one array per column on PostgreSQL
-    (count None), from `count` rows of VALUES elsewhere.
+    (count None), from `count` rows of VALUES elsewhere. It adds the `added`
+    columns; `zeroed` ones, which have no default in the database, are
+    written 0 in a row it creates (crm.spend adds cost, not counts).
 
     Why arrays: the statement and its 14 parameters are then the same for any
     number of rows, so psycopg parses it once per process. As VALUES, 5 to 10
@@ -131,34 +133,37 @@ def upsert_sql(vendor, count):
     parsing such a statement anew cost more CPU than the rest of a click."""
     q = connection.ops.quote_name
     table = q(DailyStat._meta.db_table)
-    names = [*KEY, *SUMS]
+    names = [*KEY, *zeroed, *added]
     if count is None:
         types = {f.attname: f.db_type(connection) for f in DailyStat._meta.concrete_fields}
         source = f"SELECT * FROM unnest({', '.join(f'%s::{types[c]}[]' for c in names)})"
     else:
         row = "(" + ", ".join(["%s"] * len(names)) + ")"
         source = f"VALUES {', '.join([row] * count)}"
-    updates = ", ".join(f"{q(c)} = {table}.{q(c)} + excluded.{q(c)}" for c in SUMS)
+    updates = ", ".join(f"{q(c)} = {table}.{q(c)} + excluded.{q(c)}" for c in added)
     return (
         f"INSERT INTO {table} ({', '.join(q(c) for c in names)}) {source} "
         f"ON CONFLICT ({', '.join(q(c) for c in KEY)}) DO UPDATE SET {updates}"
     )
 
 
-def add(rows):
-    """Add each (key, count, amount, unrated) to its rollup row, creating the missing ones.
+def add(rows, added=SUMS, zeroed=()):
+    """Add each (key, count, amount, unrated) to its rollup row, creating the missing ones
+    (or each (key, *sums) of other `added` columns, with `zeroed` ones 0 in a new row).
 
     One INSERT … ON CONFLICT DO UPDATE (PostgreSQL, and SQLite since 3.24) for
     all the rows: atomic on its own, so no savepoint and no race between an
     update and an insert. Sorted by key, so two transactions touching the same
     rows lock them in the same order and cannot deadlock.
     """
-    rows = [(*key, *sums) for key, *sums in sorted(rows)]
+    zeros = [0] * len(zeroed)
+    rows = [(*key, *zeros, *sums) for key, *sums in sorted(rows)]
     if connection.vendor == "postgresql":
-        sql = upsert_sql(connection.vendor, None)
+        sql = upsert_sql(connection.vendor, None, added, zeroed)
         params = [list(column) for column in zip(*rows, strict=True)]
     else:
-        sql, params = upsert_sql(connection.vendor, len(rows)), [v for r in rows for v in r]
+        sql = upsert_sql(connection.vendor, len(rows), added, zeroed)
+        params = [v for r in rows for v in r]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
 
