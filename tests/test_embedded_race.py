@@ -5,16 +5,10 @@ its own transactions while requests write theirs. SQLite takes one writer at
 a time; the other must wait (the busy timeout), never answer an error.
 """
 
-import contextlib
 import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
@@ -24,12 +18,11 @@ from django.test import Client as HttpClient
 from crm.models import Client, Conversion
 from postbacks.loops import embedded
 from postbacks.models import Delivery, OutgoingPostback
+from tests.gunicorn import free_port, listening, serving
 from tracker.models import Spot
 
 pytestmark = pytest.mark.usefixtures("outgoing")
 
-ROOT = Path(__file__).resolve().parent.parent
-GUNICORN = Path(sys.executable).with_name("gunicorn")
 
 THREADS = 6
 PER_THREAD = 15
@@ -88,12 +81,6 @@ def test_postbacks_arriving_while_the_loop_delivers_are_all_accepted(receiver, s
 # -- as deployed: gunicorn's processes, each with its loop, on one SQLite file --
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def file_db(transactional_db):
     if connection.vendor != "sqlite":
@@ -116,34 +103,8 @@ def gunicorn(file_db, tmp_path):
         POSTBACKS_EMBEDDED_POLL="0.01",
     )
     log_path = tmp_path / "gunicorn.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [GUNICORN, "-c", "gunicorn.conf.py", "tracker.wsgi"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,  # its own process group: its workers die with it
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"gunicorn did not start: {log_path.read_text()[-2000:]}")
-                time.sleep(0.1)
+    with serving(env, log_path, listening(port)):
         yield f"http://127.0.0.1:{port}", log_path
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
 
 
 def test_gunicorn_with_its_loops_answers_every_postback_sent_at_once(gunicorn, receiver):

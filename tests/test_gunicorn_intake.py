@@ -8,16 +8,10 @@ PostgreSQL pass (as tests/test_outgoing_worker_process.py). The chunked body
 is also checked in process, with the WSGI environ gunicorn builds for it.
 """
 
-import contextlib
 import io
 import os
-import signal
 import socket
-import subprocess
-import sys
-import time
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 import requests
@@ -26,9 +20,7 @@ from django.test import override_settings
 
 from crm.models import Conversion
 from postbacks.models import IncomingPostback
-
-ROOT = Path(__file__).resolve().parent.parent
-GUNICORN = Path(sys.executable).with_name("gunicorn")
+from tests.gunicorn import free_port, listening, serving
 
 
 def incoming_path(spot):
@@ -80,12 +72,6 @@ def shared_db(transactional_db):
         pytest.skip("gunicorn's processes need a database they can open: PostgreSQL pass only")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def gunicorn(shared_db, tmp_path):
     """The base URL of `gunicorn -c gunicorn.conf.py tracker.wsgi` on the test database."""
@@ -101,37 +87,8 @@ def gunicorn(shared_db, tmp_path):
         "WEB_BIND": f"127.0.0.1:{port}",
         "WEB_CONCURRENCY": "1",
     }
-    log = (tmp_path / "gunicorn.log").open("wb")  # a file, not a pipe: it never fills up
-    proc = subprocess.Popen(
-        [GUNICORN, "-c", "gunicorn.conf.py", "tracker.wsgi"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=log,
-        start_new_session=True,  # its own process group: its workers die with it
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log.flush()
-                    output = (tmp_path / "gunicorn.log").read_text(errors="replace")
-                    pytest.fail(f"gunicorn did not start: {output[-2000:]}")
-                time.sleep(0.1)
+    with serving(env, tmp_path / "gunicorn.log", listening(port)):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-        log.close()
 
 
 def send_raw(base_url, request):

@@ -2,15 +2,10 @@
 the counters of clicks, incoming postbacks and deliveries, the backlog's gauges,
 and the sums over the processes of a real gunicorn."""
 
-import contextlib
 import datetime
 import os
-import signal
 import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -21,10 +16,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from crm.models import Client
 from postbacks.delivery.batch import send_due
 from postbacks.models import Delivery, IncomingPostback, OutgoingPostback
+from tests.gunicorn import free_port, serving
 from tracker import metrics
 
-ROOT = Path(__file__).resolve().parent.parent
-GUNICORN = Path(sys.executable).with_name("gunicorn")
 TOKEN = "scrape-me-7c1f"
 HOUR = datetime.timedelta(hours=1)
 
@@ -230,12 +224,6 @@ def shared_db(transactional_db):
         pytest.skip("gunicorn's processes need a database file they can open")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def database_url():
     db = connection.settings_dict
     if connection.vendor == "sqlite":
@@ -269,39 +257,16 @@ def gunicorn(shared_db, tmp_path):
         "ECB_FETCH": "false",
         "SPEND_IMPORT_INTERVAL": "0",
     }
-    log = (tmp_path / "gunicorn.log").open("wb")
-    proc = subprocess.Popen(
-        [GUNICORN, "-c", "gunicorn.conf.py", "tracker.wsgi"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=log,
-        start_new_session=True,
-    )
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(base + "/healthz", timeout=2).status_code < 500:
-                    break
-            except requests.RequestException:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                output = (tmp_path / "gunicorn.log").read_text(errors="replace")
-                pytest.fail(f"gunicorn did not start: {output[-2000:]}")
-            time.sleep(0.1)
-        yield base, folder
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
+
+    def answers():
         try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-        log.close()
+            return requests.get(base + "/healthz", timeout=2).status_code < 500
+        except requests.RequestException:
+            return False
+
+    with serving(env, tmp_path / "gunicorn.log", answers):
+        yield base, folder
 
 
 def pids_of(folder, kind="counter"):
