@@ -8,29 +8,8 @@ import pytest
 from django.urls import reverse
 
 from postbacks.models import DeliveryAttempt, OutgoingPostback
+from tests.test_outgoing_settings_refused import ADD, post, refused
 from tracker.models import Spot
-
-ADD = reverse("admin:postbacks_outgoingpostback_add")
-
-
-def post(admin_client, spot, **fields):
-    data = {
-        "spot": spot.pk,
-        "name": "p",
-        "url": "https://a.example/pb?c={click_id}",
-        "method": "GET",
-        "body_format": "none",
-        "timeout": "10",
-        **fields,
-    }
-    return admin_client.post(ADD, data)
-
-
-def refused(response, field, text):
-    assert response.status_code == 200, "the form was accepted"
-    errors = response.context["adminform"].form.errors
-    assert text in " ".join(errors.get(field, [])), errors
-    assert not OutgoingPostback.objects.exists()
 
 
 @pytest.mark.parametrize(
