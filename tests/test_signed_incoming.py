@@ -14,6 +14,7 @@ from postbacks.delivery.fanout import accept
 from postbacks.incoming.process import replay
 from postbacks.models import IncomingPostback, OutgoingPostback
 from tests.receiver import drain
+from tests.test_signed_outgoing import form_data
 from tracker.models import Partner, Spot
 from tracker.signing import new_secret
 
@@ -208,20 +209,6 @@ def test_our_own_signed_postback_gets_into_a_spot_that_requires_signatures(live_
     assert row.webhook_id == str(OutgoingPostback.objects.get().deliveries.get().pk)
 
 
-def page_data(page, **changes):
-    forms = [page.context["adminform"].form]
-    for inline in page.context.get("inline_admin_formsets", []):
-        forms += [inline.formset.management_form, *inline.formset.forms]
-    data = {}
-    for form in forms:
-        for name in form.fields:
-            value = form[name].value()
-            if value is None or value is False:
-                continue
-            data[form.add_prefix(name)] = "on" if value is True else value
-    return {**data, **changes}
-
-
 @pytest.mark.parametrize("model", ["spot", "partner"])
 def test_the_admin_generates_a_secret_and_shows_it_once(admin_client, spot, model):
     obj = spot if model == "spot" else Partner.objects.create(spot=spot, name="Net", slug="net")
@@ -229,7 +216,7 @@ def test_the_admin_generates_a_secret_and_shows_it_once(admin_client, spot, mode
     page = admin_client.get(change)
     assert "Generate signing secret" in page.content.decode()
     # Requiring signatures without a secret makes one, shown on the next page.
-    saved = admin_client.post(change, page_data(page, require_signature="on"), follow=True)
+    saved = admin_client.post(change, form_data(page, require_signature="on"), follow=True)
     assert saved.redirect_chain, saved.context["adminform"].form.errors
     obj.refresh_from_db()
     assert obj.require_signature
