@@ -8,6 +8,7 @@ class CrmConfig(AppConfig):
 
     def ready(self):
         # The statistics rollup follows every saved client and conversion.
-        from crm import stats
+        from crm import spots, stats
 
         stats.connect()
+        spots.connect()  # a changed spot, goal or partner is read again by the intake

@@ -74,18 +74,15 @@ def browser_fields(request):
 
 
 def client_from_click(spot, pairs, request=None):
+    """The click's client, inserted and committed alone (one write, autocommitted):
+    its click id exists before the redirect. Its count, manager, cost, lead event
+    and waiting postbacks are the workers' (postbacks/incoming/settling.py)."""
     fields, params = split_params(pairs)
     if request is not None:
         # A value in the link wins over the cookie: the landing passed it on purpose.
         fields = {**browser_fields(request), **fields}
-    return create_client(spot, spend.click_cost(spot, params), params=params, **fields)
-
-
-@retry_transaction  # the client, its click's cost and their rollup rows, together
-def create_client(spot, cost=None, **fields):
-    client = Client.objects.create(spot=spot, **fields)
-    if cost:
-        spend.add_client_cost(client, cost)
+    client = Client(spot=spot, params=params, settled=False, **fields)
+    client.save(force_insert=True)
     return client
 
 

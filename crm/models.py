@@ -54,6 +54,10 @@ class Client(models.Model):
     )
     params = models.JSONField(default=dict, blank=True, help_text="Other entry parameters.")
     created = models.DateTimeField(auto_now_add=True, db_index=True)
+    # False for a click's client, inserted alone: the workers then count it,
+    # give it its manager and cost, send its lead event and replay what waited
+    # for it (postbacks/incoming/settling.py), and set it True.
+    settled = models.BooleanField(default=True, editable=False)
     # Statistics group by it: set by the client's first postback that names a partner.
     partner = models.ForeignKey(
         "tracker.Partner", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -93,6 +97,8 @@ class Client(models.Model):
             models.Index(fields=["spot", "cl_id"], name="client_spot_cl_id"),
             # Bots register clients idempotently by Telegram user id.
             models.Index(fields=["spot", "user_id"], name="client_spot_user_id"),
+            # The workers find the clicks still to settle.
+            models.Index(fields=["id"], condition=models.Q(settled=False), name="client_unsettled"),
         ]
         permissions = [
             # Without it a user sees only the clients assigned to them (crm/visibility.py).
@@ -104,9 +110,10 @@ class Client(models.Model):
         return self.name or self.username or self.click_id
 
     def save(self, *args, **kwargs):
-        if self._state.adding and self.manager_id is None and self.spot_id is not None:
-            # Every path that makes a client (a click, the bot API, an import,
-            # the admin) comes here: the spot's next manager takes it.
+        if self._state.adding and self.manager_id is None and self.spot_id and self.settled:
+            # Every path that makes a client (the bot API, an import, the
+            # admin) comes here: the spot's next manager takes it; a click's
+            # client gets its manager when it is settled.
             self.manager_id = self.spot.next_manager_id()
         super().save(*args, **kwargs)
 

@@ -10,7 +10,9 @@ it summarises. Bulk writes (QuerySet.update, bulk_create) bypass the signals;
 `manage.py rebuild_stats` recomputes everything from the rows.
 """
 
+import contextlib
 import functools
+import threading
 from collections import defaultdict
 from decimal import Decimal
 
@@ -96,8 +98,46 @@ def conversion_rows(vstate, cstate):
     return [(key, 1, amount, unrated) for key in keys]
 
 
+_gathering = threading.local()
+
+
+@contextlib.contextmanager
+def gathered():
+    """Inside it, the changes to the rollup are kept and added once at its end:
+    one statement for a whole batch (postbacks/incoming/batches.py and settling.py).
+    It must end inside the transaction of the changes it gathers."""
+    if getattr(_gathering, "rows", None) is not None:
+        yield  # an outer one adds them
+        return
+    _gathering.rows = ([], [])
+    try:
+        yield
+        minus, plus = _gathering.rows
+    finally:
+        _gathering.rows = None
+    apply(minus, plus)
+
+
+def gathered_so_far():
+    """A mark of what is gathered; forget_since(mark) drops what came after it
+    (a batch's row whose savepoint was rolled back)."""
+    rows = getattr(_gathering, "rows", None)
+    return None if rows is None else (len(rows[0]), len(rows[1]))
+
+
+def forget_since(mark):
+    rows = getattr(_gathering, "rows", None)
+    if rows is not None and mark is not None:
+        del rows[0][mark[0] :], rows[1][mark[1] :]
+
+
 def apply(minus, plus):
     """Subtract the rows of `minus`, add those of `plus`; untouched keys are skipped."""
+    gathering = getattr(_gathering, "rows", None)
+    if gathering is not None:
+        gathering[0].extend(minus)
+        gathering[1].extend(plus)
+        return
     deltas = defaultdict(lambda: [0, ZERO, 0])
     for sign, rows in ((-1, minus), (1, plus)):
         for key, count, amount, unrated in rows:
@@ -229,6 +269,10 @@ def client_saved(sender, instance, created, raw=False, **kwargs):
     if raw:
         return
     old, new = getattr(instance, "_stat_state", None), full_client_state(instance)
+    if not instance.settled:
+        # A click's client is counted when the workers settle it (postbacks/incoming/settling.py).
+        instance._stat_state = new
+        return
     if created:
         apply([], lead_rows(new))
     elif old is None:

@@ -11,7 +11,7 @@ from django.core.exceptions import TooManyFieldsSent
 from django.http import HttpResponseRedirect, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from crm import spend
+from crm import spend, spots
 from crm.clicks import (
     MAX_PARAMS,
     BadInput,
@@ -22,7 +22,6 @@ from crm.clicks import (
 )
 from crm.http import TooBig, Unreadable, read_body
 from crm.links import client_links, link_context, render_link
-from crm.rows import read_one
 from crm.values import clean_text
 from tracker import metrics
 from tracker.models import Spot
@@ -59,7 +58,7 @@ def allow(*methods):
 @csrf_exempt  # a GET-only link: other methods get the JSON 405, not a CSRF page
 @allow("GET")
 def go(request, slug):
-    spot = read_one(Spot, "slug", slug)  # raw, as the postback endpoint's reads
+    spot = spots.by_slug(slug)  # kept per process: the click's one statement is its insert
     if spot is None:
         return error(f"No spot {slug!r}.", 404)
     if not spot.target_url:

@@ -1,9 +1,11 @@
 """GET /healthz: can this web node take postbacks? For load balancers and monitoring.
 
 Cheap enough to poll every second: one trivial query, one Redis PING when
-REDIS_URL is set, and two index lookups for the oldest overdue delivery.
-200 when the database (and Redis, when configured) answer, else 503 naming
-the part that is down. No login; nothing secret in the answer.
+REDIS_URL is set, two index lookups for the oldest overdue delivery and two
+on the queued postbacks' partial index. 200 when the database (and Redis,
+when configured) answer and no postback has waited to be decided for over
+INCOMING_BACKLOG_MAX_AGE seconds, else 503 naming what is wrong. No login;
+nothing secret in the answer.
 """
 
 import datetime
@@ -18,6 +20,7 @@ from django.views.decorators.http import require_safe
 
 from postbacks.delivery import order
 from postbacks.delivery.attempts import due_q
+from postbacks.incoming.batches import backlog
 from postbacks.models import Delivery
 from tracker.unavailable import RETRY_AFTER, reason
 
@@ -99,8 +102,27 @@ def healthz(request):
             "late": age > settings.POSTBACKS_HEALTH_MAX_LAG,
             "late_after_seconds": settings.POSTBACKS_HEALTH_MAX_LAG,
         }
+        queued, waited = backlog()
+        # Unlike deliveries, undecided postbacks are a 503: the web answers
+        # networks "queued" for events that nothing decides (no worker runs).
+        late = waited > settings.INCOMING_BACKLOG_MAX_AGE
+        answer["incoming"] = {
+            "queued": queued,
+            "oldest_queued_seconds": int(waited),
+            "late": late,
+            "late_after_seconds": settings.INCOMING_BACKLOG_MAX_AGE,
+        }
+        if late:
+            down.append("incoming")
+            answer["ok"] = False
     if down:
-        answer["error"] = " and ".join(down) + (" is" if len(down) == 1 else " are") + " down"
+        answer["error"] = " and ".join(
+            f"the incoming queue is late ({answer['incoming']['queued']} postbacks, the oldest "
+            f"{answer['incoming']['oldest_queued_seconds']} s)"
+            if name == "incoming"
+            else f"{name} is down"
+            for name in down
+        )
         response = JsonResponse(answer, status=503)
         response["Retry-After"] = str(RETRY_AFTER)
         return response

@@ -14,8 +14,9 @@ from tracker.models import Goal, Partner, Pixel, SendsStatuses, Spot
 class IncomingPostback(models.Model):
     """One request to the incoming endpoint, stored before it is processed."""
 
-    RECEIVED, ACCEPTED, UPDATED, DUPLICATE, UNMATCHED, REJECTED = (
+    RECEIVED, QUEUED, ACCEPTED, UPDATED, DUPLICATE, UNMATCHED, REJECTED = (
         "received",
+        "queued",
         "accepted",
         "updated",
         "duplicate",
@@ -24,6 +25,8 @@ class IncomingPostback(models.Model):
     )
     STATUSES = [
         (RECEIVED, "Received"),
+        # Stored and answered; the workers decide it (postbacks/incoming/batches.py).
+        (QUEUED, "Queued"),
         (ACCEPTED, "Accepted"),
         # It changed the status or amount of a conversion it named by tid.
         (UPDATED, "Updated"),
@@ -60,6 +63,9 @@ class IncomingPostback(models.Model):
     )
     # A signed request's webhook-id: a repeat of it within the window is refused.
     webhook_id = models.CharField(max_length=100, blank=True, db_index=True)
+    # A queued row taken by a worker: whose claim, and until when (then another may take it).
+    claim = models.CharField(max_length=32, blank=True, editable=False)
+    claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-received", "-id"]
@@ -71,6 +77,10 @@ class IncomingPostback(models.Model):
             # The admin log, newest first, per spot and status.
             models.Index(fields=["spot", "status", "received"], name="incoming_spot_status"),
             models.Index(fields=["received"], name="incoming_received"),
+            # The workers' queue: queued rows in arrival order.
+            models.Index(
+                fields=["id"], condition=models.Q(status="queued"), name="incoming_queued"
+            ),
         ]
 
     def __str__(self):

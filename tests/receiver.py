@@ -134,14 +134,20 @@ def outgoing(settings):
 
 
 def drain(timeout=5.0):
-    """Run the embedded loop's step until no delivery is pending or sending."""
+    """Run the delivery loop's passes until nothing waits: the queued postbacks and
+    new clicks decided (as each pass does first), no delivery pending or sending."""
     from postbacks.delivery.batch import send_due
+    from postbacks.loops import intake
     from postbacks.models import Delivery
 
     deadline = time.monotonic() + timeout
     busy = [Delivery.PENDING, Delivery.SENDING]
-    while Delivery.objects.filter(status__in=busy).exists():
+    while True:
         if time.monotonic() > deadline:
             raise AssertionError("deliveries still pending after the timeout")
+        if intake.decide_all():
+            continue
+        if not Delivery.objects.filter(status__in=busy).exists():
+            return
         if not send_due():
             time.sleep(0.005)

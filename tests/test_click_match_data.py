@@ -38,6 +38,7 @@ def click(client, query, settings, **headers):
         **headers,
     )
     assert response.status_code == 302
+    drain()  # the workers settle the click (its lead event: no pixel wants it yet)
     return Client.objects.get()
 
 

@@ -107,6 +107,7 @@ def test_a_spot_that_does_not_want_leads_sends_nothing_new(client, spot, receive
 
 def test_the_lead_shows_in_the_clients_timeline(client, admin_client, spot, wants_leads):
     client.get("/go/casino-bot")
+    drain()  # the click's lead event is the workers'
     lead = Client.objects.get()
     page = admin_client.get(f"/admin/crm/client/{lead.pk}/change/").content.decode()
     assert "New lead" in page

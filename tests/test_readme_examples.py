@@ -22,6 +22,8 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from crm.models import Client, Conversion
+from postbacks.loops import intake
+from postbacks.models import IncomingPostback
 from tracker.models import Spot
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -119,10 +121,12 @@ def test_each_dialect_example_records_what_it_says(client, fresh_spot, example):
     word = params.get("tracker.event") or params["goal"]
     # The README: the event is a goal's token or word; sale is a first deposit first.
     expected_goal = fresh_spot.goal_for_word(word).token
-    body = response.json()
-    assert (body["ok"], body["status"], body["goal"]) == (True, "accepted", expected_goal)
-    assert body["warnings"] == []
-    conversion = Conversion.objects.get(pk=body["conversion"])
+    assert response.json()["status"] == "queued"
+    intake.decide_all()
+    row = IncomingPostback.objects.get(pk=response.json()["id"])
+    assert (row.status, row.conversion.goal.token) == ("accepted", expected_goal)
+    assert row.warnings == ""
+    conversion = row.conversion
     assert conversion.client == lead
     assert conversion.amount == Decimal("50")
     assert conversion.tid == params.get("tracker.tid", "")
@@ -159,7 +163,25 @@ def test_each_curl_example_answers_what_the_readme_shows(client, live_server, ex
     code, answer = run_curl(command, live_server.url)
     claimed = dict(curl_examples())[example]
     assert code == 200
-    # The conversion's number is the install's own.
-    assert isinstance(answer["conversion"], int)
+    # The row's number is the install's own.
+    row = IncomingPostback.objects.get(pk=answer["id"])
+    assert {**answer, "id": None} == {**claimed, "id": None}
+    intake.decide_all()
+    row.refresh_from_db()
+    assert row.status == "accepted" and row.conversion.client == lead
+
+
+def test_the_answer_after_processing_is_the_one_the_readme_shows(client, live_server):
+    """The JSON after the curl example's own: the outcome, with the spot's option on."""
+    command, _ = curl_examples()[0]
+    blocks = [text for kind, text in code_blocks() if kind == "json"]
+    claimed = json.loads(next(b for b in blocks if '"conversion"' in b))
+    spot = Spot.objects.create(
+        name="Fresh", slug="fresh", target_url="https://p.example/r", answer_after_processing=True
+    )
+    lead = click(client, spot)
+    command = command.replace("<token>", str(spot.postback_token))
+    code, answer = run_curl(command.replace("<click id>", lead.click_id), live_server.url)
+    assert code == 200
     assert {**answer, "conversion": None} == {**claimed, "conversion": None}
     assert Conversion.objects.get(pk=answer["conversion"]).client == lead

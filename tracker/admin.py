@@ -287,6 +287,7 @@ class SpotAdmin(SigningSecretMixin, admin.ModelAdmin):
                     "allowed_ips",
                     "status_map",
                     "plain_answer",
+                    "answer_after_processing",
                     "require_signature",
                     "signing_secret_state",
                 ],

@@ -240,6 +240,12 @@ class Spot(CallerRules):
         default="cost_currency",
         help_text="The click parameter naming the cost's currency; without it the spot's currency.",
     )
+    answer_after_processing = models.BooleanField(
+        default=False,
+        help_text="Answer incoming postbacks with their outcome (accepted, duplicate, "
+        "unmatched…) after deciding them, as before. Off: a postback is stored and answered "
+        '{"status": "queued"} at once, and the workers decide it a moment later.',
+    )
     created = models.DateTimeField(auto_now_add=True)
     # Until then an unmatched postback of this spot may still find its client:
     # a new client looks for one only while this is in the future, so clicks

@@ -298,6 +298,16 @@ POSTBACKS_PIXEL_URLS = {
     "yandex": env.str("YANDEX_API_URL", default="https://api-metrika.yandex.net"),
 }
 
+# Incoming postbacks queued by the web and decided by the workers
+# (postbacks/incoming/batches.py): rows per batch, seconds a worker holds a
+# batch before another may take it again, seconds a web process keeps a spot
+# it read (postbacks/incoming/spots.py), and the age of the oldest queued row
+# past which /healthz answers 503.
+INCOMING_BATCH = env.int("INCOMING_BATCH", default=200)
+INCOMING_LEASE = env.float("INCOMING_LEASE", default=60.0)
+INCOMING_SPOT_CACHE = env.float("INCOMING_SPOT_CACHE", default=2.0)
+INCOMING_BACKLOG_MAX_AGE = env.float("INCOMING_BACKLOG_MAX_AGE", default=120.0)
+
 # Log retention (postbacks/loops/retention.py, `manage.py purge_logs`, run daily by
 # the delivery loops). Days to keep incoming postback rows and delivery
 # attempts; 0 keeps them forever. Never purged: unmatched postbacks younger

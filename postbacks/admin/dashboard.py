@@ -24,6 +24,7 @@ from django.utils.http import urlencode
 from crm import charts, report, values
 from crm.visibility import own_figures, sees_all
 from postbacks.delivery import failing
+from postbacks.incoming import batches
 from postbacks.models import Delivery, DeliveryAttempt, IncomingPostback, OutgoingPostback
 from tracker.models import LEAD, REVENUE_GOALS, Pixel, Spot
 
@@ -228,6 +229,7 @@ def context(request):
     spot_ids = own_spot_ids(user)
     failing_now, failing_count = failing_lines(spot_ids)
     backlog = failing.backlog(spot_ids)
+    queued, waited = batches.backlog()
     return {
         "dash": {
             "today": today,
@@ -247,6 +249,9 @@ def context(request):
                 backlog.oldest_age
                 and backlog.oldest_age.total_seconds() > settings.POSTBACKS_HEALTH_MAX_LAG
             ),
+            "queued": queued,
+            "queued_age": age_text(datetime.timedelta(seconds=waited)) if queued else "",
+            "queued_late": waited > settings.INCOMING_BACKLOG_MAX_AGE,
             "unmatched": unmatched_waiting(spot_ids) if sees_all(user) else None,
             "unmatched_link": reverse("admin:postbacks_incomingpostback_changelist")
             + "?status__exact=unmatched",

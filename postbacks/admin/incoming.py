@@ -21,6 +21,7 @@ STATUS_COLOURS = {
     IncomingPostback.UNMATCHED: "#a36d00",
     IncomingPostback.REJECTED: "#ba2121",
     IncomingPostback.RECEIVED: "#666",
+    IncomingPostback.QUEUED: "#666",
 }
 # A cell of long text keeps to this width in the list; its full text is the tooltip.
 CLIPPED = (

@@ -366,15 +366,19 @@ def lead_goal(spot_id):
 def new_lead(sender, instance, created=False, raw=False, **kwargs):
     """A new client is the "lead" event of its spot: recorded and sent, in the
     client's transaction, to the targets that pick it (post_save of Client)."""
-    if not created or raw or getattr(_quiet, "on", False):
-        return
-    goal = lead_goal(instance.spot_id)
+    if not created or raw or getattr(_quiet, "on", False) or not instance.settled:
+        return  # an unsettled click's lead is sent when it is settled (incoming/settling.py)
+    lead_event(instance, lead_goal(instance.spot_id))
+
+
+def lead_event(client, goal):
+    """Record the client's lead of `goal` (None: nothing sends leads) and announce it."""
     if goal is None:
         return
-    spot = instance.spot
+    spot = client.spot
     with transaction.atomic(savepoint=False):  # the client's own when it has one
         conversion = Conversion.objects.create(
-            spot=spot, client=instance, goal=goal, currency=spot.currency
+            spot=spot, client=client, goal=goal, currency=spot.currency
         )
         announce(conversion, "created")
 

@@ -1,17 +1,22 @@
 """A network's call coming in: the endpoint (views), the reading of its
-parameters (params), storing, deciding and answering it (process), how long
-an unmatched one waits (unmatched) and its replay when its client appears
-(replay). An accepted event goes out through postbacks/delivery/.
+parameters (params), storing, deciding and answering it (process), the
+workers' batches of queued calls (batches) and of clicks' new clients
+(settling), how long an unmatched one waits (unmatched) and its replay when
+its client appears (replay). An accepted event goes out through
+postbacks/delivery/.
 
 The incoming postback endpoint's work, apart from HTTP:
 
-1. `store` writes the raw request as an IncomingPostback row and commits it
-   before anything else happens, so a request is never lost, whatever
-   processing does later.
-2. `run` processes a stored request (a live one, or a replay of an old row)
-   and records the outcome on the row in the same transaction as the
-   conversion, so a row marked accepted always has its conversion and a
-   replay can never count an event twice.
+1. `enqueue` checks what needs no client (the spot, kept per process by
+   crm/spots.py; the caller; the request's shape), writes the raw request as
+   a queued IncomingPostback row in one autocommitted INSERT and answers
+   "queued": a request answered 200 is never lost, whatever happens later.
+   What fails those checks is stored as rejected and answered 4xx.
+2. The workers decide queued rows (`batches`), and a spot that answers after
+   processing has its request stored and decided at once (`run`); both go
+   through `process`, and record the outcome on the row in the same
+   transaction as the conversion, so a row marked accepted always has its
+   conversion and a replay can never count an event twice.
 3. Bad input is an `Outcome` with a 4xx status and a message naming the
    parameter; only a bug gives a 500, and that is logged on the row too.
 4. The reads every postback makes (its spot and goals, the client, the

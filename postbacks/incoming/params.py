@@ -169,9 +169,11 @@ def find_partner(spot, params):
     slug = params.get("partner", "")
     if not slug:
         return None
-    partner = spot.partners.filter(slug=slug).first()
+    loaded = getattr(spot, "loaded_partners", None)  # read with the spot (incoming/spots.py)
+    partners = loaded if loaded is not None else list(spot.partners.order_by("slug"))
+    partner = next((p for p in partners if p.slug == slug), None)
     if partner is None:
-        known = ", ".join(spot.partners.values_list("slug", flat=True)) or "none"
+        known = ", ".join(p.slug for p in partners) or "none"
         raise Rejected(400, f"Unknown partner {slug[:100]!r}; this spot's partners: {known}.")
     return partner
 

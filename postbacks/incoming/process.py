@@ -6,7 +6,6 @@ The design constraints are those of the wing (postbacks/incoming/__init__.py).
 import datetime
 import functools
 import logging
-import uuid
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -14,10 +13,12 @@ from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
+from crm import spots
 from crm.http import TooBig, Unreadable, read_body
 from crm.models import Client, CustomFieldValue
-from crm.rows import columns_of, read_one, read_rows
+from crm.rows import columns_of, read_rows
 from crm.values import clean_text, money
+from postbacks import wake
 from postbacks.delivery.fanout import announce
 from postbacks.incoming import signed, unmatched
 from postbacks.incoming.params import (
@@ -45,13 +46,18 @@ from postbacks.incoming.params import (
 from postbacks.models import IncomingPostback
 from tracker import metrics
 from tracker.addresses import client_addr
-from tracker.models import Goal, Spot
+from tracker.models import Goal
 from tracker.retry import conflict, retried
 
 logger = logging.getLogger(__name__)
 
 STORAGE_NOTE = "Stored: "  # warnings written when storing, kept across replays
-OK_STATUSES = (IncomingPostback.ACCEPTED, IncomingPostback.UPDATED, IncomingPostback.DUPLICATE)
+OK_STATUSES = (
+    IncomingPostback.QUEUED,
+    IncomingPostback.ACCEPTED,
+    IncomingPostback.UPDATED,
+    IncomingPostback.DUPLICATE,
+)
 METHODS = ("GET", "POST")  # any other is stored, then answered 405
 
 
@@ -71,12 +77,15 @@ class Outcome:
     conversion: object = None
     plain: str = ""
     click_id: str = ""  # what an unmatched postback waits for
+    row_id: int | None = None
 
     @property
     def ok(self):
         return self.status in OK_STATUSES
 
     def payload(self):
+        if self.status == IncomingPostback.QUEUED:
+            return {"ok": True, "status": self.status, "id": self.row_id}
         data = {
             "ok": self.ok,
             "status": self.status,
@@ -106,9 +115,9 @@ def capped(text, what, notes):
     return text[:limit]
 
 
-def store(request, token):
-    """Write the raw request and commit it. Returns (row, query, body) with the
-    full query and body texts (body None when too large to read)."""
+def read_request(request):
+    """(query, body, stored body, raw bytes, storage notes) of a request: the full
+    query and body texts (body None when too large to read) and what the row keeps."""
     notes = []
     query = decode(request.META.get("QUERY_STRING", "").encode("latin-1", "replace"))
     raw = b""
@@ -129,7 +138,12 @@ def store(request, token):
         # The request is stored and processed from its query alone.
         body = stored_body = ""
         notes.append(f"{STORAGE_NOTE}the body could not be read ({e}); ignored.")
-    row = IncomingPostback.objects.create(
+    return query, body, stored_body, raw, notes
+
+
+def new_row(request, token, query, stored_body, notes):
+    """The request's row, not saved yet."""
+    return IncomingPostback(
         token=clean_text(token)[:100],
         method=clean_text(request.method)[:10],
         path=capped(clean_text(request.path), "path", notes),
@@ -139,8 +153,56 @@ def store(request, token):
         remote_addr=client_addr(request),
         warnings="\n".join(notes),
     )
+
+
+def store(request, token):
+    """Write the raw request and commit it. Returns (row, query, body) with the
+    full query and body texts (body None when too large to read)."""
+    query, body, stored_body, raw, notes = read_request(request)
+    row = new_row(request, token, query, stored_body, notes)
+    row.save(force_insert=True)
     row.webhook = signed.capture(request, raw)  # checked by accept, not stored
     return row, query, body
+
+
+def answer(request, token):
+    """The endpoint's work: queue the request, or decide it at once. Returns its Outcome."""
+    spot = spots.cached(token)
+    query, body, stored_body, raw, notes = read_request(request)
+    row = new_row(request, token, query, stored_body, notes)
+    row.webhook = signed.capture(request, raw)
+    if spot is None or spot.answer_after_processing or notes:
+        # Decided before answering: the spot asks for its outcome, or the row
+        # could not hold the whole request for a worker to decide it from.
+        row.save(force_insert=True)
+        row.spot = spot
+        return run(row, query, body)
+    return enqueue(row, spot, query, body)
+
+
+def enqueue(row, spot, query, body):
+    """One write: the row queued for the workers, or rejected for what needs no
+    client to be known bad. Autocommitted: answered only once it is stored."""
+    row.spot = spot
+    try:
+        call = read_call(row, spot, query, body)
+    except Rejected as e:
+        call = Outcome(e.http_status, IncomingPostback.REJECTED, error=e.message)
+    if isinstance(call, Outcome):  # rejected, or a signed repeat
+        outcome = call
+        row.processed = timezone.now()
+    else:
+        outcome = Outcome(200, IncomingPostback.QUEUED, plain=plain_answer(spot, call.partner))
+        row.click_id = call.click_id[:255]  # the workers keep a click's rows in order by it
+    row.status, row.http_status, row.error = outcome.status, outcome.http_status, outcome.error
+    row.warnings = "\n".join(filter(None, [row.warnings, *outcome.warnings]))
+    row.save(force_insert=True)
+    outcome.row_id = row.pk
+    if outcome.status == IncomingPostback.QUEUED:
+        wake.look()  # the loops decide it, as they send deliveries
+    else:
+        metrics.incoming(spot, outcome.status)
+    return outcome
 
 
 # -- processing ------------------------------------------------------------
@@ -172,6 +234,13 @@ def decide(row, query, body, storage_notes):
 
 
 def record(row, outcome, storage_notes):
+    fill(row, outcome, storage_notes)
+    # The outcome only: the stored request (up to 64 KiB of it) is not written again.
+    row.save(update_fields=OUTCOME_FIELDS)
+
+
+def fill(row, outcome, storage_notes):
+    """Put the outcome on the row (not saved)."""
     # The answer's status is the row's: what this request did.
     row.status = outcome.status
     row.http_status = outcome.http_status
@@ -181,8 +250,6 @@ def record(row, outcome, storage_notes):
     row.conversion = outcome.conversion
     row.click_id = outcome.click_id
     row.processed = timezone.now()
-    # The outcome only: the stored request (up to 64 KiB of it) is not written again.
-    row.save(update_fields=OUTCOME_FIELDS)
 
 
 OUTCOME_FIELDS = [
@@ -200,7 +267,7 @@ OUTCOME_FIELDS = [
 
 
 def process(row, query, body):
-    spot = row.spot or find_spot(row.token)
+    spot = row.spot or spots.find(row.token)
     if spot is None:
         return Outcome(404, "rejected", error="Unknown postback URL: no spot has this token.")
     row.spot = spot
@@ -210,30 +277,24 @@ def process(row, query, body):
         return Outcome(e.http_status, "rejected", error=e.message)
 
 
-def find_spot(token):
-    try:
-        token = uuid.UUID(token)
-    except ValueError:
-        return None
-    spot = read_one(Spot, "postback_token", token)
-    if spot is not None:
-        # Its goals decide every event: read them once, with the spot.
-        spot.loaded_goals = read_rows(Goal, _goals_sql(), [spot.pk])
-        for goal in spot.loaded_goals:
-            goal.spot = spot
-    return spot
+@dataclass
+class Call:
+    """What a request asks, read and checked as far as it can be without its client."""
+
+    partner: object
+    params: dict
+    event: str
+    click_id: str
+    amount: object
+    currency: str
+    tid: str
+    status: object
+    warnings: list
 
 
-@functools.cache
-def _goals_sql():  # raw (4. above): Meta.ordering would join the spot to order by its name
-    q = connection.ops.quote_name
-    return (
-        f"SELECT {columns_of(Goal)} FROM {q(Goal._meta.db_table)} WHERE spot_id = %s "
-        f"ORDER BY {q('order')}, id"
-    )
-
-
-def accept(row, spot, query, body):
+def read_call(row, spot, query, body):
+    """The request's Call; raises Rejected. A signed request repeating an earlier
+    one is answered by the Outcome returned instead."""
     if row.method not in METHODS:
         raise Rejected(405, f"Use {' or '.join(METHODS)}, not {row.method}.")
     if body is None:
@@ -255,20 +316,30 @@ def accept(row, spot, query, body):
     if len(tid) > MAX_TID:
         raise Rejected(400, f"{name_of(params, TID)} is longer than {MAX_TID} characters.")
     status = read_status(params, spot, partner)
+    return Call(partner, params, event, click_id, amount, currency, tid, status, warnings)
 
+
+def accept(row, spot, query, body):
+    call = read_call(row, spot, query, body)
+    return call if isinstance(call, Outcome) else apply_call(spot, call)
+
+
+def apply_call(spot, call):
+    """Decide a read Call against its client: the conversion, fields and events."""
+    partner, params, warnings = call.partner, call.params, call.warnings
     # Found and locked in one query; the lock holds to the commit, so the
     # postbacks of one client are decided one after the other.
-    client = find_client(spot, click_id, lock=True)
+    client = find_client(spot, call.click_id, lock=True)
     if client is None:
         days = unmatched.wait_for_client(spot)
         return Outcome(
             202,
             "unmatched",
-            error=f"No client of this spot has the click id {click_id[:200]!r} yet; the "
+            error=f"No client of this spot has the click id {call.click_id[:200]!r} yet; the "
             f"postback is kept and replayed by itself when that client appears (within {days} "
             "days).",
             warnings=warnings,
-            click_id=click_id[:255],
+            click_id=call.click_id[:255],
         )
     client.spot = spot  # with its goals
     if partner is not None and client.partner_id is None:
@@ -279,20 +350,29 @@ def accept(row, spot, query, body):
     warnings += apply_fields(client, params)
     try:
         conversion, how = client.record_conversion(
-            event, amount=amount, currency=currency, tid=tid, status=status, locked=True
+            call.event,
+            amount=call.amount,
+            currency=call.currency,
+            tid=call.tid,
+            status=call.status,
+            locked=True,
         )
     except Goal.DoesNotExist as e:
-        raise Rejected(400, f"This spot cannot record the event {event!r}: {e}") from e
+        raise Rejected(400, f"This spot cannot record the event {call.event!r}: {e}") from e
     if conversion.decision:
         warnings.append(conversion.decision)
     warnings += unrated_warning(conversion)
     status = {"created": IncomingPostback.ACCEPTED}.get(how, how)
     outcome = Outcome(200, status, warnings=warnings)
     outcome.client, outcome.conversion = client, conversion
-    outcome.plain = (partner.plain_answer if partner else "") or spot.plain_answer
+    outcome.plain = plain_answer(spot, partner)
     outcome.notes += what_it_did(conversion, how)
     announce(conversion, how)
     return outcome
+
+
+def plain_answer(spot, partner):
+    return (partner.plain_answer if partner else "") or spot.plain_answer
 
 
 def what_it_did(conversion, how):

@@ -30,6 +30,8 @@ def client_saved(sender, instance, raw=False, update_fields=None, **kwargs):
     """A client was created or got a (new) tracker click id: replay what waited for it."""
     if raw or (update_fields is not None and "cl_id" not in update_fields):
         return
+    if not instance.settled:
+        return  # its settling replays them (incoming/settling.py)
     until = instance.spot.unmatched_until
     if until is None or until < timezone.now():
         return

@@ -13,8 +13,7 @@ def incoming(request, token):
     Every method is let in so that every request is stored; another one than
     GET or POST is then answered 405 (its outcome says so).
     """
-    row, query, body = work.store(request, token)
-    outcome = work.run(row, query, body)
+    outcome = work.answer(request, token)
     if outcome.ok and outcome.plain:
         return HttpResponse(outcome.plain, content_type="text/plain; charset=utf-8")
     response = JsonResponse(outcome.payload(), status=outcome.http_status)

@@ -122,9 +122,11 @@ def run_forever(stop=None, first_wait=0.0, interval=None):
 def look(pipeline, interval):
     """One pass of the loop; returns how long to sleep before the next (0: go on)."""
     from postbacks.delivery.batch import next_due
-    from postbacks.loops import periodic, retention
+    from postbacks.loops import intake, periodic, retention
 
-    if pipeline.step():
+    # Postbacks and clicks answered by the web first: they make deliveries.
+    decided = intake.decide()
+    if pipeline.step() or decided:
         return 0
     if pipeline.full():
         return interval  # the ends of sends wake it

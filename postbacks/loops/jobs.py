@@ -6,7 +6,7 @@ import time
 from django.utils import timezone
 
 from postbacks.delivery import attempts, batch
-from postbacks.loops import embedded, queue
+from postbacks.loops import embedded, intake, queue
 from postbacks.models import Delivery
 
 # RQ keeps scheduled times in whole seconds, so a scheduled job may start up
@@ -43,7 +43,7 @@ def look(at=None, gather=True):
     if embedded.running():
         embedded.wake()
         return 0
-    return batch.send_due()
+    return intake.decide_all() + batch.send_due()
 
 
 def deliver(delivery_id):

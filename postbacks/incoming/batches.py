@@ -1,0 +1,176 @@
+"""Queued incoming postbacks, decided by the workers a batch at a time.
+
+The web request stored the row as queued and answered (process.enqueue);
+every delivery loop (the embedded one, each RQ worker's) calls
+decide_queued() on each pass, the same code in both modes. The database is
+the queue: a loop that was not woken still finds queued rows on its next
+periodic look, with Redis down too.
+
+1. Claim: one transaction takes up to INCOMING_BATCH queued rows, oldest
+   first, writing a claim of its own and a lease (INCOMING_LEASE seconds)
+   on them. A row whose lease has lapsed (its worker died) is claimable
+   again. Claims are taken one at a time (an advisory lock on PostgreSQL,
+   the write lock on SQLite), so two workers never claim the same row.
+2. Order per click: a row is not claimed while an older queued row of the
+   same spot and click id is claimed by someone else, so the rows of one
+   client are decided in arrival order, also with several workers, and a
+   status change never lands before the conversion it changes.
+3. Decide: one transaction locks the rows still queued under this claim
+   (a claim another worker took over is not touched), decides each in
+   arrival order (a row that fails for a reason of its own rolls the batch
+   back, and the batch runs again with that row in a savepoint of its own:
+   it fails alone, its outcome says why and it can be replayed), adds the
+   batch's rollup changes once per key, and writes every row's outcome in
+   one statement. It commits whole or not at all, and is run again whole on
+   a lost race, a lost connection or a locked database, while the lease
+   lasts (tracker/retry.py): a row is never half-decided and never decided
+   twice.
+"""
+
+import datetime
+import logging
+import time
+import uuid
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+
+from crm import spots, stats
+from postbacks.incoming import process
+from postbacks.models import IncomingPostback
+from tracker import metrics
+from tracker.retry import conflict, retried_until, unreachable
+
+log = logging.getLogger(__name__)
+
+QUEUED = IncomingPostback.QUEUED
+CLAIM_LOCK = 0x1C0_0001  # PostgreSQL advisory lock: one claim at a time
+# Of the lease, what the decision may spend retrying before it gives the rows up.
+RETRY_SHARE = 0.8
+
+
+def decide_queued(limit=None):
+    """Claim and decide one batch of queued rows; returns how many were claimed."""
+    claim = uuid.uuid4().hex
+    ids = claim_batch(claim, limit or settings.INCOMING_BATCH)
+    if ids:
+        decide_claimed(claim, len(ids))
+    return len(ids)
+
+
+def claim_batch(claim, limit):
+    """Write `claim` and a lease on up to `limit` claimable rows; their ids."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CLAIM_LOCK])
+        now = timezone.now()
+        held_older = IncomingPostback.objects.filter(
+            status=QUEUED,
+            spot_id=OuterRef("spot_id"),
+            click_id=OuterRef("click_id"),
+            id__lt=OuterRef("id"),
+            claimed_until__isnull=False,
+        )
+        ids = list(
+            IncomingPostback.objects.filter(status=QUEUED)
+            .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+            .exclude(Exists(held_older))
+            .order_by("id")
+            .select_for_update(skip_locked=True)
+            .values_list("id", flat=True)[:limit]
+        )
+        if ids:
+            until = now + datetime.timedelta(seconds=settings.INCOMING_LEASE)
+            IncomingPostback.objects.filter(id__in=ids).update(claim=claim, claimed_until=until)
+    return ids
+
+
+class BadRow(Exception):
+    """A row's decision failed for a reason of its own (not a lost race or connection)."""
+
+    def __init__(self, pk):
+        super().__init__(pk)
+        self.pk = pk
+
+
+def decide_claimed(claim, count=0):
+    """Decide the rows of `claim`, retried whole while the lease lasts."""
+    until = time.monotonic() + settings.INCOMING_LEASE * RETRY_SHARE
+    alone = set()  # rows that failed: decided again in a savepoint of their own
+    while True:
+        try:
+            decided = retried_until(until, decide_batch, claim, alone)
+            break
+        except BadRow as e:
+            alone.add(e.pk)  # the batch is run again; that row fails alone
+        except Exception:
+            # Left queued under a lapsing lease: a worker decides them again later.
+            log.exception("Deciding %d queued incoming postback(s) failed; they stay queued", count)
+            return []
+    for row in decided:
+        metrics.incoming(row.spot, row.status)  # once per decision, not per retried run
+    return decided
+
+
+def decide_batch(claim, alone=()):
+    """One transaction: each row still queued under `claim` decided, in arrival order."""
+    rows = list(
+        IncomingPostback.objects.filter(claim=claim, status=QUEUED)
+        .order_by("id")
+        .select_for_update()
+    )
+    found = {}  # token -> spot, read once per batch and fresh
+    with stats.gathered():
+        for row in rows:
+            if row.token not in found:
+                found[row.token] = spots.find(row.token)
+            row.spot = found[row.token]
+            decide_row(row, alone=row.pk in alone)
+        IncomingPostback.objects.bulk_update(rows, [*process.OUTCOME_FIELDS, "claimed_until"])
+    return rows
+
+
+def decide_row(row, alone=False):
+    """Decide one row of the batch. A failure of its own raises BadRow, unless
+    the row is decided `alone`: then in a savepoint, its outcome the error."""
+    storage_notes = [w for w in row.warnings.splitlines() if w.startswith(process.STORAGE_NOTE)]
+    if not alone:
+        # No savepoint: two statements a row saved. A row that fails rolls the
+        # batch back, and the batch runs again with that row alone.
+        try:
+            outcome = process.process(row, row.query, row.body)
+        except Exception as e:
+            if conflict(e) or unreachable(e):
+                raise  # the whole batch runs again
+            raise BadRow(row.pk) from e
+    else:
+        mark = stats.gathered_so_far()
+        try:
+            with transaction.atomic():
+                outcome = process.process(row, row.query, row.body)
+        except Exception as e:
+            if conflict(e) or unreachable(e):
+                raise
+            stats.forget_since(mark)
+            log.exception("Incoming postback %s failed", row.pk)
+            outcome = process.Outcome(
+                500,
+                IncomingPostback.REJECTED,
+                error=f"Internal error ({e.__class__.__name__}); the request is stored and can "
+                "be replayed.",
+            )
+    process.fill(row, outcome, storage_notes)
+    row.claimed_until = None
+    return outcome
+
+
+def backlog():
+    """(queued rows, seconds the oldest has waited) — /healthz and the admin home."""
+    queued = IncomingPostback.objects.filter(status=QUEUED)
+    oldest = queued.order_by("id").values_list("received", flat=True).first()
+    if oldest is None:
+        return 0, 0.0
+    return queued.count(), max(0.0, (timezone.now() - oldest).total_seconds())
