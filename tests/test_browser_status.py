@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from django.test import Client as DjangoClient
 
 from crm.models import Client
 from postbacks.delivery import batch
@@ -33,6 +34,12 @@ def test_the_status_page_fits_a_laptop_screen(admin_page, live_server, receiver,
     for name in ("Ann", "Bob"):
         accept(Client.objects.create(spot=spot, name=name, advert_pixel="px"), "dep", amount=50)
     batch.send_due()
+    lead = Client.objects.create(spot=spot, name="Cat")
+    # A postback stored and answered, not decided yet (no loop runs here).
+    queued = DjangoClient().get(
+        f"/api/postbacks/{spot.postback_token}/tracker-postback?clickid={lead.click_id}&goal=reg"
+    )
+    assert queued.json()["status"] == "queued"
     heart = heartbeat.Heart(interval=1.0)  # a loop of this process, as the embedded one
     heart.beat(handled=2)
 
@@ -40,10 +47,15 @@ def test_the_status_page_fits_a_laptop_screen(admin_page, live_server, receiver,
     page.set_viewport_size({"width": 1366, "height": 768})
     try:
         page.goto(f"{live_server.url}/admin/")
+        assert page.locator("#tile-queued .figure").inner_text() == "1"
+        assert "queued to decide" in page.locator("#tile-queued").inner_text()
+        page.screenshot(path=str(shots / "home-1366.png"), full_page=True)
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 1366
         page.click("a:text-is('Status')")
         page.wait_for_url("**/admin/status/")
         tiles = page.locator("#status-queues .dash-tiles li").all_inner_texts()
         assert any(t.startswith("1\n") and "Deliveries retrying" in t for t in tiles), tiles
+        assert any(t.startswith("1\n") and "Incoming not yet decided" in t for t in tiles), tiles
         error = page.locator("#status-failing td.last-error").first.inner_text()
         assert error == "HTTP 500"
         assert page.locator("#status-loops tr.loop").count() >= 1

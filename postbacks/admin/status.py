@@ -30,6 +30,7 @@ from crm.visibility import sees_all
 from postbacks.admin.dashboard import age_text
 from postbacks.delivery import failing
 from postbacks.delivery.attempts import due_q
+from postbacks.incoming import batches
 from postbacks.loops import heartbeat
 from postbacks.models import Delivery, DeliveryAttempt, IncomingPostback, OutgoingPostback
 
@@ -79,7 +80,11 @@ def queues():
     later = oldest(deliveries.filter(failing.waiting_q(), next_attempt__gt=at), "created")
     incoming = IncomingPostback.objects.all()
     unmatched = oldest(incoming.filter(status=IncomingPostback.UNMATCHED), "received")
-    undecided = oldest(incoming.filter(status=IncomingPostback.RECEIVED), "received")
+    # Queued for the workers, or received by a spot that answers after processing.
+    undecided = oldest(
+        incoming.filter(status__in=[IncomingPostback.QUEUED, IncomingPostback.RECEIVED]),
+        "received",
+    )
     return [
         Queue("Deliveries due now", due["n"], due["at"], "due", changelist("delivery")),
         Queue(
@@ -115,7 +120,7 @@ def queues():
             undecided["n"],
             undecided["at"],
             "received",
-            changelist("incomingpostback", status__exact=IncomingPostback.RECEIVED),
+            changelist("incomingpostback", status__exact=IncomingPostback.QUEUED),
         ),
     ]
 
@@ -258,6 +263,7 @@ def gauges():
             age,
         ),
         ("tracker_deliveries_held", "Deliveries held while their postback is off.", rows["held"]),
+        *incoming_gauges(),
         (
             "tracker_outgoing_postbacks_disabled",
             "Outgoing postbacks switched off (by hand, or after failing too often).",
@@ -267,5 +273,17 @@ def gauges():
             "tracker_incoming_postbacks_unmatched",
             "Incoming postbacks waiting for their client (unmatched).",
             IncomingPostback.objects.filter(status=IncomingPostback.UNMATCHED).count(),
+        ),
+    ]
+
+
+def incoming_gauges():
+    queued, waited = batches.backlog()
+    return [
+        ("tracker_incoming_queued", "Incoming postbacks stored, not decided yet.", queued),
+        (
+            "tracker_incoming_oldest_queued_age_seconds",
+            "How long the oldest queued incoming postback has waited (0: none).",
+            waited,
         ),
     ]

@@ -12,9 +12,11 @@ periodic look, with Redis down too.
    again. Claims are taken one at a time (an advisory lock on PostgreSQL,
    the write lock on SQLite), so two workers never claim the same row.
 2. Order per click: a row is not claimed while an older queued row of the
-   same spot and click id is claimed by someone else, so the rows of one
-   client are decided in arrival order, also with several workers, and a
-   status change never lands before the conversion it changes.
+   same spot and click id has a claim (live, or lapsed: a slow worker may
+   still be deciding it), so the rows of one client are decided in arrival
+   order, also with several workers, and a status change never lands
+   before the conversion it changes. After a dead worker its rows come
+   back one per click per pass.
 3. Decide: one transaction locks the rows still queued under this claim
    (a claim another worker took over is not touched), decides each in
    arrival order (a row that fails for a reason of its own rolls the batch
