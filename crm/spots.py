@@ -32,7 +32,7 @@ _cache = {}  # (how, key) -> (time.monotonic() when read, spot)
 def cached(token):
     """The spot of postback `token` (None: no such spot), read at most every
     INCOMING_SPOT_CACHE seconds."""
-    return _kept("token", token, find)
+    return _kept("token", token, lambda t: find(t, with_partners=True))
 
 
 def by_slug(slug):
@@ -53,8 +53,9 @@ def _kept(how, key, read):
     return spot
 
 
-def find(token):
-    """The spot of `token` with its goals and partners, read now; None if there is none."""
+def find(token, with_partners=False):
+    """The spot of `token` with its goals (and partners), read now; None if there is none.
+    Without its partners loaded, a request naming one reads them then."""
     try:
         token = uuid.UUID(token)
     except ValueError:
@@ -65,7 +66,8 @@ def find(token):
         spot.loaded_goals = read_rows(Goal, _goals_sql(), [spot.pk])
         for goal in spot.loaded_goals:
             goal.spot = spot
-        spot.loaded_partners = read_rows(Partner, _partners_sql(), [spot.pk])
+        if with_partners:
+            spot.loaded_partners = read_rows(Partner, _partners_sql(), [spot.pk])
     return spot
 
 

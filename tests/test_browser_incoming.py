@@ -11,7 +11,7 @@ pytestmark = pytest.mark.browser
 
 
 def test_the_client_card_shows_conversions_fields_and_system_messages(admin_page, live_server):
-    spot = Spot.objects.create(name="Bot", slug="bot")
+    spot = Spot.objects.create(name="Bot", slug="bot", answer_after_processing=True)
     CustomField.objects.create(spot=spot, key="last_deposit", type=CustomField.MONEY)
     CustomField.objects.create(spot=spot, key="user_id", type=CustomField.NUMBER)
     spot.goals.filter(token="dep").update(message_template="First deposit {sum} {currency}")
@@ -47,7 +47,7 @@ def test_the_client_card_shows_conversions_fields_and_system_messages(admin_page
 
 
 def test_an_unmatched_postback_is_replayed_from_its_log_page(admin_page, live_server):
-    spot = Spot.objects.create(name="Bot", slug="bot")
+    spot = Spot.objects.create(name="Bot", slug="bot", answer_after_processing=True)
     base = f"{live_server.url}/api/postbacks/{spot.postback_token}/tracker-postback"
     answer = requests.get(f"{base}?clickid=trk-late&tracker.event=registration", timeout=10)
     assert answer.status_code == 202 and answer.json()["status"] == "unmatched"

@@ -43,6 +43,12 @@ def test_it_answers_200_with_each_part_on_the_embedded_default(client, db, embed
         "database": "ok",
         "redis": "not configured",
         "deliveries": {"oldest_overdue_seconds": 0, "late": False, "late_after_seconds": 900},
+        "incoming": {
+            "queued": 0,
+            "oldest_queued_seconds": 0,
+            "late": False,
+            "late_after_seconds": 120.0,
+        },
     }
     assert "no-store" in answer["Cache-Control"]
 

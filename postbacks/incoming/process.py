@@ -175,8 +175,7 @@ def answer(request, token):
         # Decided before answering: the spot asks for its outcome, or the row
         # could not hold the whole request for a worker to decide it from.
         row.save(force_insert=True)
-        row.spot = spot
-        return run(row, query, body)
+        return run(row, query, body)  # against the spot read afresh, as the workers decide
     return enqueue(row, spot, query, body)
 
 
