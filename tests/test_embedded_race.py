@@ -43,7 +43,7 @@ def post_deposits(path, click_ids, answers):
 def test_postbacks_arriving_while_the_loop_delivers_are_all_accepted(receiver, settings):
     settings.REDIS_URL = ""
     settings.POSTBACKS_EMBEDDED_POLL = 0.005  # the loop writes as often as it can
-    spot = Spot.objects.create(name="Race", slug="race")
+    spot = Spot.objects.create(name="Race", slug="race", answer_after_processing=True)
     OutgoingPostback.objects.create(spot=spot, name="p", url=receiver.url + "/pb")
     leads = [
         Client.objects.create(spot=spot, name=f"c{i}", advert_pixel="px")
@@ -109,7 +109,7 @@ def gunicorn(file_db, tmp_path):
 
 def test_gunicorn_with_its_loops_answers_every_postback_sent_at_once(gunicorn, receiver):
     base, log_path = gunicorn
-    spot = Spot.objects.create(name="Race", slug="race")
+    spot = Spot.objects.create(name="Race", slug="race", answer_after_processing=True)
     OutgoingPostback.objects.create(spot=spot, name="p", url=receiver.url + "/pb")
     count = THREADS * PER_THREAD
     leads = [

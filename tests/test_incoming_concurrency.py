@@ -39,7 +39,7 @@ def post_together(paths):
 
 
 def test_two_simultaneous_sales_make_one_dep_and_one_redep(transactional_db):
-    spot = Spot.objects.create(name="Race", slug="race")
+    spot = Spot.objects.create(name="Race", slug="race", answer_after_processing=True)
     for n in range(ROUNDS):
         lead = Client.objects.create(spot=spot, cl_id=f"race-{n}")
         path = (
