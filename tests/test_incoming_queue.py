@@ -162,15 +162,31 @@ def test_the_rows_of_one_click_are_decided_in_arrival_order(client, queued_spot,
 
 
 def test_a_dead_workers_batch_is_decided_once_by_another(client, queued_spot, ann):
-    send(client, queued_spot, clickid=ann.click_id, goal="dep", sum="10")
+    send(client, queued_spot, clickid=ann.click_id, goal="dep", sum="10", tid="t1")
+    send(client, queued_spot, clickid=ann.click_id, goal="dep", tid="t1", status="rejected")
     dead = "d" * 32
-    assert batches.claim_batch(dead, 10)  # and never decided: the worker died
+    assert len(batches.claim_batch(dead, 10)) == 2  # and never decided: the worker died
     assert batches.decide_queued() == 0  # its lease holds
     IncomingPostback.objects.update(claimed_until=timezone.now() - datetime.timedelta(seconds=1))
-    assert batches.decide_queued() == 1
+    assert batches.decide_queued() == 2  # both rows of the click in one pass, in order
     assert batches.decide_claimed(dead) == []  # came back late: its claim was taken over
-    assert Conversion.objects.count() == 1
-    assert IncomingPostback.objects.get().status == "accepted"
+    assert Conversion.objects.get().status == "rejected"
+    assert [r.status for r in IncomingPostback.objects.order_by("id")] == ["accepted", "updated"]
+
+
+def test_a_row_a_slow_worker_still_holds_keeps_the_newer_rows_of_its_click_waiting(
+    client, queued_spot, ann
+):
+    send(client, queued_spot, clickid=ann.click_id, goal="dep", sum="10", tid="t1")
+    send(client, queued_spot, clickid=ann.click_id, goal="dep", tid="t1", status="rejected")
+    first, second = IncomingPostback.objects.order_by("id")
+    lapsed = timezone.now() - datetime.timedelta(seconds=1)
+    # The first row's lease lapsed while its worker decides it: it holds the row's lock.
+    found = [(second.pk, queued_spot.pk, ann.click_id)]
+    IncomingPostback.objects.filter(pk=first.pk).update(claim="s" * 32, claimed_until=lapsed)
+    assert batches.in_click_order(found, timezone.now()) == []
+    IncomingPostback.objects.filter(pk=first.pk).update(status="accepted")
+    assert batches.in_click_order(found, timezone.now()) == [second.pk]
 
 
 def test_a_bad_row_fails_alone_and_the_batch_is_decided(client, queued_spot, ann):

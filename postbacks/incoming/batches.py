@@ -12,11 +12,11 @@ periodic look, with Redis down too.
    again. Claims are taken one at a time (an advisory lock on PostgreSQL,
    the write lock on SQLite), so two workers never claim the same row.
 2. Order per click: a row is not claimed while an older queued row of the
-   same spot and click id has a claim (live, or lapsed: a slow worker may
-   still be deciding it), so the rows of one client are decided in arrival
-   order, also with several workers, and a status change never lands
-   before the conversion it changes. After a dead worker its rows come
-   back one per click per pass.
+   same spot and click id is held by another worker (its lease runs, or it
+   lapsed but the row is still locked: a slow worker is deciding it), so
+   the rows of one client are decided in arrival order, also with several
+   workers, and a status change never lands before the conversion it
+   changes.
 3. Decide: one transaction locks the rows still queued under this claim
    (a claim another worker took over is not touched), decides each in
    arrival order (a row that fails for a reason of its own rolls the batch
@@ -69,25 +69,40 @@ def claim_batch(claim, limit):
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CLAIM_LOCK])
         now = timezone.now()
-        held_older = IncomingPostback.objects.filter(
-            status=QUEUED,
+        queued = IncomingPostback.objects.filter(status=QUEUED)
+        held_older = queued.filter(
             spot_id=OuterRef("spot_id"),
             click_id=OuterRef("click_id"),
             id__lt=OuterRef("id"),
-            claimed_until__isnull=False,
+            claimed_until__gte=now,
         )
-        ids = list(
-            IncomingPostback.objects.filter(status=QUEUED)
-            .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        found = list(
+            queued.filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
             .exclude(Exists(held_older))
             .order_by("id")
             .select_for_update(skip_locked=True)
-            .values_list("id", flat=True)[:limit]
+            .values_list("id", "spot_id", "click_id")[:limit]
         )
+        ids = in_click_order(found, now)
         if ids:
             until = now + datetime.timedelta(seconds=settings.INCOMING_LEASE)
             IncomingPostback.objects.filter(id__in=ids).update(claim=claim, claimed_until=until)
     return ids
+
+
+def in_click_order(found, now):
+    """The ids of `found` (id, spot, click id) that no older row of their click
+    holds back: one whose lease lapsed but that was not found (locked by a
+    worker still deciding it past its lease) keeps the newer ones waiting."""
+    ids = {pk for pk, _, _ in found}
+    lapsed = IncomingPostback.objects.filter(
+        status=QUEUED, claimed_until__lt=now, click_id__in={c for _, _, c in found}
+    ).exclude(id__in=ids)
+    first_held = {}
+    for pk, spot_id, click_id in lapsed.values_list("id", "spot_id", "click_id"):
+        key = (spot_id, click_id)
+        first_held[key] = min(pk, first_held.get(key, pk))
+    return [pk for pk, spot_id, click in found if pk < first_held.get((spot_id, click), pk + 1)]
 
 
 class BadRow(Exception):
