@@ -270,3 +270,19 @@ def test_the_admin_home_shows_the_queue(admin_client, client, queued_spot, ann):
     send(client, queued_spot, clickid=ann.click_id, goal="reg")
     page = admin_client.get("/admin/").content.decode()
     assert 'id="tile-queued"' in page and "incoming postback queued to decide" in page
+
+
+def test_a_batch_keeps_a_send_share_counting_each_event(client, queued_spot):
+    OutgoingPostback.objects.create(
+        spot=queued_spot,
+        name="Half",
+        url="https://t.example/?s={sum}",
+        send_share=50,
+        all_users=True,
+    )
+    for n in range(4):
+        lead = Client.objects.create(spot=queued_spot, name=f"c{n}")
+        send(client, queued_spot, clickid=lead.click_id, goal="dep", sum="5")
+    assert batches.decide_queued() == 4
+    states = list(Delivery.objects.order_by("conversion_id").values_list("status", "last_error"))
+    assert [s for s, _ in states] == ["pending", "skipped", "pending", "skipped"], states

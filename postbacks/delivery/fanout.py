@@ -205,6 +205,36 @@ def _postbacks_sql():
     )
 
 
+_reading = threading.local()
+
+
+@contextlib.contextmanager
+def targets_read_once():
+    """Inside it, the postbacks and pixels an event goes to are read once per
+    spot, goal and status: a batch of decisions (incoming/batches.py) fans
+    out many events of few goals. Nothing fan-out changes on them is read
+    from the copies: a share's counter is read from its locked row."""
+    outer = getattr(_reading, "memo", None)
+    _reading.memo = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _reading.memo = outer
+
+
+def once(key, read):
+    memo = getattr(_reading, "memo", None)
+    if memo is None:
+        return read()
+    if key not in memo:
+        memo[key] = read()
+    return memo[key]
+
+
+def read_once(key, model, sql, params):
+    return once(key, lambda: read_rows(model, sql, params))
+
+
 def create_deliveries(conversion):
     """Write the conversion's Delivery rows: its spot's outgoing postbacks for
     the goal (held when switched off), the goal's external postback and the
@@ -221,7 +251,8 @@ def create_deliveries(conversion):
     # a new lead only to those that pick it (spots that do not want leads
     # send nothing new).
     params = [spot.pk, goal.pk, goal.token != LEAD]
-    for postback in read_rows(OutgoingPostback, _postbacks_sql(), params):
+    found = read_once(("postbacks", *params), OutgoingPostback, _postbacks_sql(), params)
+    for postback in found:
         if not postback.sends(status):
             continue
         reason = skip_reason(postback, conversion) or share_reason(postback, conversion)
@@ -266,9 +297,15 @@ def pixel_deliveries(conversion, now):
     networks = [n for n, _ in Pixel.NETWORKS if getattr(goal, f"{n}_event")]
     if not networks:  # no query for a goal that no ad network hears of
         return []
-    found = conversion.spot.pixels.filter(
-        enabled=True, network__in=networks, **{f"send_{status}": True}
-    ).order_by("pk")  # the share locks their rows: always in one order
+    key = ("pixels", conversion.spot_id, *networks, status)
+    found = once(
+        key,
+        lambda: list(
+            conversion.spot.pixels.filter(
+                enabled=True, network__in=networks, **{f"send_{status}": True}
+            ).order_by("pk")  # the share locks their rows: always in one order
+        ),
+    )
     rows = []
     for pixel in found:
         reason = (

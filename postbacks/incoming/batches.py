@@ -40,6 +40,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from crm import spots, stats
+from postbacks.delivery import fanout
 from postbacks.incoming import process
 from postbacks.models import IncomingPostback
 from tracker import metrics
@@ -140,7 +141,7 @@ def decide_batch(claim, alone=()):
         .select_for_update()
     )
     found = {}  # token -> spot, read once per batch and fresh
-    with stats.gathered():
+    with stats.gathered(), fanout.targets_read_once():
         for row in rows:
             if row.token not in found:
                 found[row.token] = spots.find(row.token)
