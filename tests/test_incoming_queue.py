@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from crm import spots
-from crm.models import Client, Conversion, DailyStat
+from crm.models import Client, Conversion, DailyStat, Message
 from postbacks.incoming import batches
 from postbacks.loops import intake
 from postbacks.models import Delivery, IncomingPostback, OutgoingPostback
@@ -233,6 +233,11 @@ def test_a_row_failing_in_the_database_fails_alone(client, queued_spot, ann):
     assert (bad.status, bad.http_status) == ("rejected", 500)
     assert "Internal error" in bad.error and "replayed" in bad.error
     assert sorted(Conversion.objects.values_list("tid", flat=True)) == ["fine-1", "fine-2"]
+    # The chat has the good rows' messages, written with the batch; none of the bad one's.
+    assert sorted(Message.objects.values_list("conversion__tid", flat=True)) == [
+        "fine-1",
+        "fine-2",
+    ]
     # Counted once each: the failed run of the batch added nothing.
     assert (
         DailyStat.objects.get(

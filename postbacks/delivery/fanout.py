@@ -209,17 +209,35 @@ _reading = threading.local()
 
 
 @contextlib.contextmanager
-def targets_read_once():
-    """Inside it, the postbacks and pixels an event goes to are read once per
-    spot, goal and status: a batch of decisions (incoming/batches.py) fans
-    out many events of few goals. Nothing fan-out changes on them is read
-    from the copies: a share's counter is read from its locked row."""
-    outer = getattr(_reading, "memo", None)
-    _reading.memo = {} if outer is None else outer
+def batched():
+    """Inside it, fan-out works for a batch of decisions (incoming/batches.py),
+    which fans out many events of few goals: the postbacks and pixels an
+    event goes to are read once per spot, goal and status (nothing fan-out
+    changes on them is read from the copies: a share's counter is read from
+    its locked row), and the system messages, which nothing in the batch
+    reads, are written together at its end. End it inside the transaction."""
+    if getattr(_reading, "memo", None) is not None:
+        yield  # an outer one does it
+        return
+    _reading.memo, _reading.messages = {}, []
     try:
         yield
+        messages = _reading.messages
     finally:
-        _reading.memo = outer
+        _reading.memo = _reading.messages = None
+    Message.objects.bulk_create(messages)
+
+
+def batch_mark():
+    """How many messages the batch holds; batch_forget(mark) drops the later ones
+    (a row of the batch rolled back to its savepoint)."""
+    return len(getattr(_reading, "messages", None) or ())
+
+
+def batch_forget(mark):
+    messages = getattr(_reading, "messages", None)
+    if messages is not None:
+        del messages[mark:]
 
 
 def once(key, read):
@@ -345,9 +363,13 @@ def post_system_message(conversion):
     if getattr(conversion, "change", None) and not STATUS_MACROS.search(template):
         return None
     text = macros.render(template, macros.conversion_context(conversion))
-    return Message.objects.create(
-        client=client, kind=Message.SYSTEM, text=text, conversion=conversion
-    )
+    message = Message(client=client, kind=Message.SYSTEM, text=text, conversion=conversion)
+    gathered = getattr(_reading, "messages", None)
+    if gathered is not None:
+        gathered.append(message)  # written with the batch's (batched)
+    else:
+        message.save(force_insert=True)
+    return message
 
 
 def announce(conversion, outcome):

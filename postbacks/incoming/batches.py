@@ -30,6 +30,8 @@ periodic look, with Redis down too.
 """
 
 import datetime
+import functools
+import json
 import logging
 import time
 import uuid
@@ -40,6 +42,8 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from crm import spots, stats
+from crm.models import Client, CustomFieldValue
+from crm.rows import columns_of, read_rows
 from postbacks.delivery import fanout
 from postbacks.incoming import process
 from postbacks.models import IncomingPostback
@@ -141,14 +145,66 @@ def decide_batch(claim, alone=()):
         .select_for_update()
     )
     found = {}  # token -> spot, read once per batch and fresh
-    with stats.gathered(), fanout.targets_read_once():
+    for row in rows:
+        if row.token not in found:
+            found[row.token] = spots.find(row.token)
+        row.spot = found[row.token]
+    lock_clients(rows)
+    with stats.gathered(), fanout.batched():
         for row in rows:
-            if row.token not in found:
-                found[row.token] = spots.find(row.token)
-            row.spot = found[row.token]
             decide_row(row, alone=row.pk in alone)
         IncomingPostback.objects.bulk_update(rows, [*process.OUTCOME_FIELDS, "claimed_until"])
     return rows
+
+
+def lock_clients(rows):
+    """Lock the clients the rows name, per spot in one statement and in id order
+    (two batches never wait for each other in opposite orders), and give each
+    spot its {click id: client or None} for process.find_client."""
+    wanted = {}
+    for row in rows:
+        if row.spot is not None and row.click_id:
+            wanted.setdefault(row.spot, set()).add(row.click_id)
+    for spot, click_ids in wanted.items():
+        ids = sorted(click_ids)
+        listed = ids if connection.vendor == "postgresql" else json.dumps(ids)
+        clients = read_rows(Client, _lock_clients_sql(), [spot.pk, listed, listed])
+        by_click = {c.click_id: c for c in clients}
+        # The team tracker's click id: the newest client with it, as find_client picks.
+        by_cl_id = {}
+        for c in sorted(clients, key=lambda c: (c.created, c.pk)):
+            by_cl_id[c.cl_id] = c
+        spot.locked_clients = {i: by_click.get(i) or by_cl_id.get(i) for i in ids}
+        load_field_values(clients)
+
+
+def load_field_values(clients):
+    """The clients' custom field values in one query (their macros and messages
+    read them; process.apply_fields keeps them up to date)."""
+    values = {c.pk: {} for c in clients}
+    found = CustomFieldValue.objects.filter(client__in=clients).values_list(
+        "client_id", "field__key", "value"
+    )
+    for client_id, key, value in found:
+        values[client_id][key] = value
+    for client in clients:
+        client.loaded_field_values = values[client.pk]
+
+
+@functools.cache
+def _lock_clients_sql():
+    q = connection.ops.quote_name
+    table = q(Client._meta.db_table)
+    if connection.vendor == "postgresql":
+        among = "(click_id = ANY(%s) OR cl_id = ANY(%s))"
+    else:  # SQLite: the lists as JSON arrays
+        listed = "(SELECT value FROM json_each(%s))"
+        among = f"(click_id IN {listed} OR cl_id IN {listed})"
+    locked = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    return (
+        f"SELECT {columns_of(Client)} FROM {table} WHERE spot_id = %s AND {among} "
+        f"ORDER BY id{locked}"
+    )
 
 
 def decide_row(row, alone=False):
@@ -165,7 +221,7 @@ def decide_row(row, alone=False):
                 raise  # the whole batch runs again
             raise BadRow(row.pk) from e
     else:
-        mark = stats.gathered_so_far()
+        mark, messages = stats.gathered_so_far(), fanout.batch_mark()
         try:
             with transaction.atomic():
                 outcome = process.process(row, row.query, row.body)
@@ -173,6 +229,7 @@ def decide_row(row, alone=False):
             if conflict(e) or unreachable(e):
                 raise
             stats.forget_since(mark)
+            fanout.batch_forget(messages)
             log.exception("Incoming postback %s failed", row.pk)
             outcome = process.Outcome(
                 500,

@@ -408,7 +408,11 @@ def unrated_warning(conversion):
 
 def find_client(spot, click_id, lock=False):
     """Our click id first, then the team tracker's (the newest client with it),
-    in one query; `lock` locks the client's row for the transaction."""
+    in one query; `lock` locks the client's row for the transaction. A batch
+    locks its clients at once beforehand (batches.lock_clients)."""
+    locked = getattr(spot, "locked_clients", None)
+    if locked is not None and click_id in locked:
+        return locked[click_id]
     params = [spot.pk, click_id, click_id, click_id]
     return next(iter(read_rows(Client, _find_client_sql(lock), params)), None)
 
@@ -467,6 +471,9 @@ def apply_fields(client, params):
             warnings.append(f"fields.{key}: {short(e)} (a {custom_field.type} field); ignored.")
             continue
         values.append(CustomFieldValue(client=client, field=custom_field, value=stored))
+    loaded = getattr(client, "loaded_field_values", None)
+    if loaded is not None:  # read for a batch (batches.load_field_values): kept current
+        loaded.update({v.field.key: v.value for v in values})
     # One statement for all of them: insert, or update the client's value.
     CustomFieldValue.objects.bulk_create(
         values,

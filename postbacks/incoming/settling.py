@@ -24,7 +24,7 @@ from django.conf import settings
 
 from crm import spend, stats
 from crm.models import Client
-from postbacks.delivery.fanout import lead_event, lead_goal, targets_read_once
+from postbacks.delivery.fanout import batched, lead_event, lead_goal
 from postbacks.incoming import replay
 from tracker.retry import retried_until
 
@@ -53,7 +53,7 @@ def settle_batch(limit=None):
     if not clients:
         return 0
     goals = {}  # spot id -> its lead goal, or None
-    with stats.gathered(), targets_read_once():
+    with stats.gathered(), batched():
         for client in clients:
             client.settled = True
             if client.manager_id is None and client.spot.has_managers:
