@@ -291,3 +291,20 @@ def test_a_batch_keeps_a_send_share_counting_each_event(client, queued_spot):
     assert batches.decide_queued() == 4
     states = list(Delivery.objects.order_by("conversion_id").values_list("status", "last_error"))
     assert [s for s, _ in states] == ["pending", "skipped", "pending", "skipped"], states
+
+
+def test_a_conversion_and_its_change_in_one_batch_make_two_events_in_order(
+    client, queued_spot, ann
+):
+    OutgoingPostback.objects.create(
+        spot=queued_spot, name="T", url="https://t.example/?s={status}", all_users=True
+    )
+    send(client, queued_spot, clickid=ann.click_id, goal="dep", sum="10", tid="t1")
+    send(client, queued_spot, clickid=ann.click_id, goal="dep", tid="t1", status="rejected")
+    assert batches.decide_queued() == 2
+    conversion = Conversion.objects.get()
+    events = Delivery.objects.filter(conversion=conversion).order_by("event_id")
+    assert [(d.event_id, d.event_status, d.previous_status) for d in events] == [
+        (f"{conversion.pk}-0", "approved", ""),
+        (f"{conversion.pk}-1", "rejected", "approved"),
+    ]

@@ -215,22 +215,36 @@ def batched():
     event goes to are read once per spot, goal and status (nothing fan-out
     changes on them is read from the copies: a share's counter is read from
     its locked row), and the system messages, which nothing in the batch
-    reads, are written together at its end. End it inside the transaction."""
+    reads, are written together at its end, as are the deliveries of new
+    conversions (those of a change read the conversion's earlier ones: all
+    that wait are written first). End it inside the transaction."""
     if getattr(_reading, "memo", None) is not None:
         yield  # an outer one does it
         return
-    _reading.memo, _reading.messages = {}, []
+    _reading.memo, _reading.messages, _reading.deliveries = {}, [], []
     try:
         yield
+        flush_deliveries()
         messages = _reading.messages
     finally:
-        _reading.memo = _reading.messages = None
+        _reading.memo = _reading.messages = _reading.deliveries = None
     Message.objects.bulk_create(messages)
 
 
+def flush_deliveries():
+    """Write the deliveries a batch holds (batched)."""
+    waiting = getattr(_reading, "deliveries", None)
+    if waiting:
+        Delivery.objects.bulk_create(waiting)
+        wake.look_on_commit(d.next_attempt for d in waiting if d.status == Delivery.PENDING)
+        waiting.clear()
+
+
 def batch_mark():
-    """How many messages the batch holds; batch_forget(mark) drops the later ones
-    (a row of the batch rolled back to its savepoint)."""
+    """Before a row of the batch that may be rolled back to its savepoint: the
+    waiting deliveries are written (in the batch's transaction, not the
+    savepoint), and batch_forget(mark) drops what the row adds."""
+    flush_deliveries()
     return len(getattr(_reading, "messages", None) or ())
 
 
@@ -238,6 +252,7 @@ def batch_forget(mark):
     messages = getattr(_reading, "messages", None)
     if messages is not None:
         del messages[mark:]
+        _reading.deliveries.clear()
 
 
 def once(key, read):
@@ -300,6 +315,11 @@ def create_deliveries(conversion):
         row.event_time = now
         if change is not None:
             row.previous_status, row.previous_amount = change
+    waiting = getattr(_reading, "deliveries", None)
+    if change is None and waiting is not None:
+        waiting.extend(rows)  # written with the batch's (batched)
+        return rows
+    flush_deliveries()  # a change reads the conversion's earlier deliveries
     created = Delivery.objects.bulk_create(rows)
     if change is not None:
         order.supersede_earlier(conversion, created)
