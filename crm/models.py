@@ -174,6 +174,9 @@ class Client(models.Model):
             status=status or STATUS_APPROVED,
         )
         conversion.decision = why
+        loaded = getattr(self, "loaded_conversions", None)
+        if loaded is not None:
+            loaded.append(conversion)  # the newest: the list stays in id order
         return conversion, "created"
 
     def _decide(self, event, tid):
@@ -187,8 +190,7 @@ class Client(models.Model):
         # The client's first deposit decides dep or redep; its registration is
         # the one a reg repeats; a tid names the transaction a postback repeats.
         reg = goal if goal is not None and goal.token == "reg" else None
-        pks = [g.pk if g else None for g in (dep, reg, goal, dep, redep)]
-        rows = read_rows(Conversion, _deciding_sql(), [self.pk, *pks, tid, tid])
+        rows = self._deciding_rows(dep, reg, goal, redep, tid)
         by_pk = {g.pk: g for g in by_token.values()}
         for c in rows:
             c.client = self
@@ -227,6 +229,22 @@ class Client(models.Model):
             existing = self._repeated(goal, tid, first)
             return goal, existing, repeat_deposit_note(first_dep)
         return goal, existing, ""
+
+    def _deciding_rows(self, dep, reg, goal, redep, tid):
+        """The conversions that can decide an event: the first deposit, the
+        registration when the event is one, and those a tid repeats. A batch
+        of decisions reads its clients' once (loaded_conversions, kept
+        current by record_conversion); one query otherwise."""
+        pks = [g.pk if g else None for g in (dep, reg, goal, dep, redep)]
+        loaded = getattr(self, "loaded_conversions", None)
+        if loaded is None:
+            return read_rows(Conversion, _deciding_sql(), [self.pk, *pks, tid, tid])
+        deciding, repeatable = set(pks[:2]) - {None}, set(pks[2:]) - {None}
+        return [
+            c
+            for c in loaded
+            if c.goal_id in deciding or (tid and c.tid == tid and c.goal_id in repeatable)
+        ]
 
     @staticmethod
     def _repeated(goal, tid, first):

@@ -308,3 +308,59 @@ def test_a_conversion_and_its_change_in_one_batch_make_two_events_in_order(
         (f"{conversion.pk}-0", "approved", ""),
         (f"{conversion.pk}-1", "rejected", "approved"),
     ]
+
+
+def history(spot):
+    """What a spot's postbacks made, comparable across spots."""
+    rows = [(r.status, r.http_status) for r in IncomingPostback.objects.filter(spot=spot)]
+    names = {c.pk: c.name for c in Client.objects.filter(spot=spot)}
+    conversions = sorted(
+        (names[c.client_id], c.goal.token, str(c.amount), c.status, c.tid)
+        for c in Conversion.objects.filter(spot=spot)
+    )
+    events = sorted(
+        (names[d.conversion.client_id], d.conversion.goal.token, d.event_status, d.previous_status)
+        for d in Delivery.objects.filter(spot=spot)
+    )
+    return sorted(rows), conversions, events, Message.objects.filter(client__spot=spot).count()
+
+
+def test_a_batch_decides_a_mixed_history_as_the_answer_after_processing_does(client, db):
+    """Registrations, first and repeat deposits, repeats by tid, status changes,
+    sales, fields and unknown clicks: decided one by one as they come, and
+    queued then decided in one batch, they make the same rows and events."""
+    steps = [
+        ("a", {"goal": "reg"}),
+        ("a", {"goal": "dep", "sum": "10", "tid": "d1"}),
+        ("b", {"goal": "sale", "sum": "5"}),
+        ("a", {"goal": "dep", "sum": "10", "tid": "d1"}),  # a duplicate
+        ("a", {"goal": "dep", "sum": "12", "tid": "d1"}),  # a new amount
+        ("b", {"goal": "sale", "sum": "7"}),  # a repeat deposit
+        ("a", {"goal": "dep", "tid": "d1", "status": "rejected"}),  # a chargeback
+        ("a", {"goal": "dep", "sum": "3"}),  # a first deposit again: a repeat one
+        ("c", {"goal": "reg"}),
+        ("c", {"goal": "reg"}),  # registers once
+        ("b", {"goal": "redep", "sum": "4", "tid": "r9", "status": "pending"}),
+        ("b", {"goal": "redep", "tid": "r9", "status": "approved"}),
+        ("x", {"goal": "dep", "sum": "1"}),  # no such client: unmatched
+        ("c", {"goal": "jackpot"}),  # rejected at once
+    ]
+    made = {}
+    for answer_after in (True, False):
+        spot = Spot.objects.create(
+            name=f"S{answer_after}",
+            slug=f"s{int(answer_after)}",
+            currency="USD",
+            answer_after_processing=answer_after,
+        )
+        OutgoingPostback.objects.create(
+            spot=spot, name="T", url="https://t.example/?s={status}", all_users=True
+        )
+        leads = {n: Client.objects.create(spot=spot, name=n) for n in "abc"}
+        for who, params in steps:
+            clickid = leads[who].click_id if who in leads else "nobody"
+            send(client, spot, clickid=clickid, **params)
+        if not answer_after:
+            assert batches.decide_queued() == len(steps) - 1  # the 400 was never queued
+        made[answer_after] = history(spot)
+    assert made[False] == made[True]

@@ -312,17 +312,18 @@ def locker():
 
 def lock_client(conn, sent):
     """Hold the row of the client whose first postback arrived last: the worker
-    decides the rows before it, then waits in process.find_client."""
+    has claimed its batch and waits as its decision locks the batch's clients
+    (batches.lock_clients), before it writes anything. (query waited in, wrote)"""
     lead = latest_first_row(sent)
     conn.execute(f'SELECT 1 FROM "{Client._meta.db_table}" WHERE id = %s FOR UPDATE', [lead.pk])
-    return f'FROM "{Client._meta.db_table}"'
+    return f'FROM "{Client._meta.db_table}"', False
 
 
 def lock_rollup(conn, sent):
     """Let the rollup be read, not written: the worker decides every row, then
-    waits to add the batch's rollup changes, its last write."""
+    waits to add the batch's rollup changes, its last write. (query waited in, wrote)"""
     conn.execute(f'LOCK TABLE "{DailyStat._meta.db_table}" IN SHARE MODE')
-    return f'INSERT INTO "{DailyStat._meta.db_table}"'
+    return f'INSERT INTO "{DailyStat._meta.db_table}"', True
 
 
 def backends(conn, name, waiting=False):
@@ -379,7 +380,7 @@ def test_a_worker_killed_mid_batch_leaves_it_to_another_worker_decided_exactly_o
     sent = backlog(client, queued_spot, [deposits_and_changes(i) for i in range(10)], seed=1)
     assert len(sent) == 50
     with locker() as conn, workers(tmp_path, ("hfault-killed", ["once"], {})) as [killed]:
-        waits_in = lock_client(conn, sent)
+        waits_in, _ = lock_rollup(conn, sent)  # when every row is decided, not committed
         pid, query = blocked_backend(conn, killed.name)
         assert waits_in in query and wrote_conversions(conn, pid)
         killed.kill()
@@ -409,9 +410,9 @@ def test_a_batch_whose_connection_is_terminated_is_decided_again_whole_by_its_wo
     sent = backlog(client, queued_spot, [deposits_and_changes(i) for i in range(6)], seed=2)
     spec = ("hfault-retried", ["once"], {"DATABASE_POOL": pool, "INCOMING_LEASE": "20"})
     with locker() as conn, workers(tmp_path, spec) as [worker]:
-        waits_in = lock(conn, sent)
+        waits_in, wrote = lock(conn, sent)
         pid, query = blocked_backend(conn, worker.name)
-        assert waits_in in query and wrote_conversions(conn, pid)
+        assert waits_in in query and bool(wrote_conversions(conn, pid)) == wrote
         conn.execute("SELECT pg_terminate_backend(%s)", [pid])
         # The same process runs the batch again on a new connection, and waits anew.
         _, query = blocked_backend(conn, worker.name, not_pid=pid)

@@ -42,7 +42,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from crm import spots, stats
-from crm.models import Client, CustomFieldValue
+from crm.models import Client, Conversion, CustomFieldValue
 from crm.rows import columns_of, read_rows
 from postbacks.delivery import fanout
 from postbacks.incoming import process
@@ -176,6 +176,22 @@ def lock_clients(rows):
             by_cl_id[c.cl_id] = c
         spot.locked_clients = {i: by_click.get(i) or by_cl_id.get(i) for i in ids}
         load_field_values(clients)
+        load_conversions(spot, clients)
+
+
+def load_conversions(spot, clients):
+    """The clients' conversions that can decide an event, in one query
+    (Client._deciding_rows picks from them): of the first deposit and
+    registration goals, and those with a tid."""
+    deciding = [g.pk for g in spot.goal_list() if g.token in ("dep", "reg")]
+    found = {c.pk: [] for c in clients}
+    rows = Conversion.objects.filter(client__in=clients).filter(
+        Q(goal_id__in=deciding) | ~Q(tid="")
+    )
+    for conversion in rows.order_by("id"):
+        found[conversion.client_id].append(conversion)
+    for client in clients:
+        client.loaded_conversions = found[client.pk]
 
 
 def load_field_values(clients):
