@@ -364,3 +364,26 @@ def test_a_batch_decides_a_mixed_history_as_the_answer_after_processing_does(cli
             assert batches.decide_queued() == len(steps) - 1  # the 400 was never queued
         made[answer_after] = history(spot)
     assert made[False] == made[True]
+
+
+def statements_to_decide(client, spot, count, tag):
+    for n in range(count):
+        lead = Client.objects.create(spot=spot, name=f"{tag}{n}", geo="DE")
+        send(client, spot, clickid=lead.click_id, goal="dep", sum="5", tid=f"{tag}{n}")
+    with CaptureQueriesContext(connection) as queries:
+        assert batches.decide_queued() == count
+    return len(queries.captured_queries)
+
+
+def test_a_batch_costs_a_few_statements_and_one_per_new_conversion(client, queued_spot):
+    """Claim, lock, spot, clients, their values and conversions, targets, the
+    rollup, the deliveries, the messages and the outcomes: a fixed number of
+    statements for the batch, whatever its size; each new conversion is one
+    INSERT (its id names its deliveries, messages and outcome)."""
+    OutgoingPostback.objects.create(
+        spot=queued_spot, name="T", url="https://t.example/?s={sum}", all_users=True
+    )
+    ten = statements_to_decide(client, queued_spot, 10, "a")
+    thirty = statements_to_decide(client, queued_spot, 30, "b")
+    assert thirty - ten == 20
+    assert ten - 10 <= 20, ten
