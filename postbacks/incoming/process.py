@@ -155,16 +155,6 @@ def new_row(request, token, query, stored_body, notes):
     )
 
 
-def store(request, token):
-    """Write the raw request and commit it. Returns (row, query, body) with the
-    full query and body texts (body None when too large to read)."""
-    query, body, stored_body, raw, notes = read_request(request)
-    row = new_row(request, token, query, stored_body, notes)
-    row.save(force_insert=True)
-    row.webhook = signed.capture(request, raw)  # checked by accept, not stored
-    return row, query, body
-
-
 def answer(request, token):
     """The endpoint's work: queue the request, or decide it at once. Returns its Outcome."""
     spot = spots.cached(token)
