@@ -52,6 +52,7 @@ def logs(spot, lead):
         "new accepted": incoming(spot, IncomingPostback.ACCEPTED, 5),
         "old unmatched": incoming(spot, IncomingPostback.UNMATCHED, 100),
         "unmatched in look-back": incoming(spot, IncomingPostback.UNMATCHED, 20),
+        "old queued": incoming(spot, IncomingPostback.QUEUED, 100),
         "old attempt, sent": attempt(done, 100),
         "old attempt, failed": attempt(failed, 100),
         "old attempt, still pending": attempt(pending, 100),
@@ -71,6 +72,7 @@ def test_purge_logs_keeps_what_is_still_needed(logs, capsys):
     assert left(logs) == {
         "new accepted",
         "unmatched in look-back",  # may still find its client
+        "old queued",  # answered 200 and not decided yet (no worker ran)
         "old attempt, still pending",  # counts towards its attempt limit
         "new attempt",
     }

@@ -36,7 +36,9 @@ def purgeable_incoming(at=None):
     waiting = Q(status=IncomingPostback.UNMATCHED) & Q(
         received__gte=cutoff(settings.POSTBACKS_UNMATCHED_LOOKBACK_DAYS, at)
     )
-    return IncomingPostback.objects.filter(received__lt=cutoff(days, at)).exclude(waiting)
+    old = IncomingPostback.objects.filter(received__lt=cutoff(days, at))
+    # A queued row is an event answered 200 and not decided yet: never purged.
+    return old.exclude(waiting).exclude(status=IncomingPostback.QUEUED)
 
 
 UNFINISHED = (Delivery.PENDING, Delivery.SENDING, Delivery.HELD)
