@@ -153,8 +153,25 @@ def decide_batch(claim, alone=()):
     with stats.gathered(), fanout.batched():
         for row in rows:
             decide_row(row, alone=row.pk in alone)
-        IncomingPostback.objects.bulk_update(rows, [*process.OUTCOME_FIELDS, "claimed_until"])
+        write_outcomes(rows)
     return rows
+
+
+def write_outcomes(rows):
+    """Every row's outcome, one UPDATE run for all: bulk_update's CASE per column
+    and row cost more CPU than deciding the rows."""
+    fields = [
+        IncomingPostback._meta.get_field(n) for n in [*process.OUTCOME_FIELDS, "claimed_until"]
+    ]
+    q = connection.ops.quote_name
+    sets = ", ".join(f"{q(f.column)} = %s" for f in fields)
+    sql = f"UPDATE {q(IncomingPostback._meta.db_table)} SET {sets} WHERE id = %s"
+    params = [
+        [f.get_db_prep_value(getattr(row, f.attname), connection) for f in fields] + [row.pk]
+        for row in rows
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
 
 
 def lock_clients(rows):
