@@ -236,7 +236,13 @@ def flush_deliveries():
     waiting = getattr(_reading, "deliveries", None)
     if waiting:
         Delivery.objects.bulk_create(waiting)
-        wake.look_on_commit(d.next_attempt for d in waiting if d.status == Delivery.PENDING)
+        now = timezone.now()
+        # Due already: one look for them all, not one per moment of the batch.
+        wake.look_on_commit(
+            None if d.next_attempt <= now else d.next_attempt
+            for d in waiting
+            if d.status == Delivery.PENDING
+        )
         waiting.clear()
 
 

@@ -60,6 +60,8 @@ RETRY_SHARE = 0.8
 
 def decide_queued(limit=None):
     """Claim and decide one batch of queued rows; returns how many were claimed."""
+    if not IncomingPostback.objects.filter(status=QUEUED).exists():
+        return 0  # a read: no write transaction (on SQLite, the write lock) for nothing
     claim = uuid.uuid4().hex
     ids = claim_batch(claim, limit or settings.INCOMING_BATCH)
     if ids:

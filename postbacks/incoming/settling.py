@@ -21,9 +21,11 @@ import logging
 import time
 
 from django.conf import settings
+from django.db.models.signals import post_save
 
 from crm import spend, stats
 from crm.models import Client
+from postbacks import wake
 from postbacks.delivery.fanout import batched, lead_event, lead_goal
 from postbacks.incoming import replay
 from tracker.retry import retried_until
@@ -36,6 +38,8 @@ RETRY_FOR = 30.0
 
 def settle_new(limit=None):
     """Settle one batch of new clients; returns how many."""
+    if not Client.objects.filter(settled=False).exists():
+        return 0  # a read: no write transaction (on SQLite, the write lock) for nothing
     try:
         return retried_until(time.monotonic() + RETRY_FOR, settle_batch, limit)
     except Exception:
@@ -69,3 +73,13 @@ def settle_batch(limit=None):
             lead_event(client, goals[client.spot_id])
             replay.client_saved(Client, client)  # after the commit
     return len(clients)
+
+
+def clicked(sender, instance, created=False, raw=False, **kwargs):
+    """A click's client was inserted (and committed: a click autocommits): a loop settles it."""
+    if created and not raw and not instance.settled:
+        wake.look()
+
+
+def connect():
+    post_save.connect(clicked, sender=Client, dispatch_uid="postbacks_settle_clicked")
