@@ -77,6 +77,7 @@ class Run:
         self.dir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
         self.procs = []  # (name, Popen), stopped last first
         self.cleanups = []  # callables run after the processes are stopped, last first
+        self.env = None  # the application's environment, once start_app made it
 
     def __enter__(self):
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
@@ -277,17 +278,21 @@ def reset_received(receiver_url):
     return json.loads(http_get(f"{receiver_url}/__reset"))
 
 
-def start_app(run, mode, name, rq_workers=2):
+def start_app(run, mode, name, rq_workers=2, db_name=None):
     """The application in `mode` on a scratch database: its base URL.
 
     postgres: PostgreSQL + a private Redis, gunicorn and rqworkers, as in
     production. sqlite: the embedded default, a SQLite file and no Redis;
-    gunicorn's workers deliver the postbacks themselves.
+    gunicorn's workers deliver the postbacks themselves. The PostgreSQL
+    database is `db_name`, or bench_<name>_<pid>; run.env is the
+    application's environment (for processes a script starts itself).
     """
     if mode == "postgres":
-        env = app_env(postgres_db(run, f"bench_{name}_{os.getpid()}"), redis_server(run))
+        database = db_name or f"bench_{name}_{os.getpid()}"
+        env = app_env(postgres_db(run, database), redis_server(run))
     else:
         env = app_env(sqlite_db(run))
+    run.env = env
     progress("migrating a scratch database")
     migrate(env)
     setup_django(env)
@@ -295,6 +300,60 @@ def start_app(run, mode, name, rq_workers=2):
     if mode == "postgres":
         rqworkers(run, env, rq_workers)
     return base
+
+
+def app_procs(run):
+    """The run's application processes (gunicorn, rqworkers): stopping them
+    stops every loop that decides and delivers."""
+    return [proc for name, proc in run.procs if name == "gunicorn" or name.startswith("rqworker")]
+
+
+# -- what the loops still have to do (Django set up) ----------------------------------
+
+
+def queued_postbacks(**filters):
+    """Incoming postbacks stored queued and not decided yet."""
+    from postbacks.models import IncomingPostback
+
+    return IncomingPostback.objects.filter(status=IncomingPostback.QUEUED, **filters).count()
+
+
+def unsettled_clients():
+    """Clients a click inserted that the loops have not settled yet."""
+    from crm.models import Client
+
+    return Client.objects.filter(settled=False).count()
+
+
+def due_deliveries():
+    """Deliveries due now or being sent; a failed attempt waits for its retry
+    (minutes) and does not count."""
+    from django.db.models import Q
+    from django.utils import timezone
+
+    from postbacks.models import Delivery
+
+    due = Q(status=Delivery.PENDING, next_attempt__lte=timezone.now())
+    return Delivery.objects.filter(due | Q(status=Delivery.SENDING)).count()
+
+
+def drain(count, timeout, every=0.2):
+    """Wait until `count()` is 0: (its value at the start, seconds waited, its
+    value at the end: 0 unless `timeout` seconds passed)."""
+    started = time.monotonic()
+    first = left = count()
+    while left and time.monotonic() - started < timeout:
+        time.sleep(every)
+        left = count()
+    return first, time.monotonic() - started, left
+
+
+def percentile(values, p):
+    """The p-th percentile (0-100) of `values`, nearest rank; 0 when empty."""
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))]
 
 
 def mode_title(mode, rq_workers=2):
