@@ -90,23 +90,8 @@ def main():
 
 
 def seed_spot(receiver, clients, slug, after=False):
-    """A spot with one outgoing postback to the receiver, and its attributed
-    clients: their click ids."""
-    from crm.models import Client
-    from postbacks.models import OutgoingPostback
-    from tracker.models import Spot
-
-    spot = Spot.objects.create(name=f"Bench {slug}", slug=slug, answer_after_processing=after)
-    postback = OutgoingPostback(
-        spot=spot,
-        name="Bench receiver",
-        url=f"{receiver}/postback?click_id={{click_id}}&sum={{sum}}&tid={{tid}}",
-    )
-    postback.full_clean()
-    postback.save()
-    new = (Client(spot=spot, advert_campaign_id="c1", geo="DE") for _ in range(clients))
-    Client.objects.bulk_create(new, batch_size=2000)
-    return spot, list(Client.objects.filter(spot=spot).values_list("click_id", flat=True))
+    """ingest.py's spot: one outgoing postback to the receiver, attributed clients."""
+    return ingest.seed_spot(receiver, clients, slug, after)
 
 
 def seed_backlog(receiver, args, n):
