@@ -307,6 +307,10 @@ INCOMING_BATCH = env.int("INCOMING_BATCH", default=200)
 INCOMING_LEASE = env.float("INCOMING_LEASE", default=60.0)
 INCOMING_SPOT_CACHE = env.float("INCOMING_SPOT_CACHE", default=2.0)
 INCOMING_BACKLOG_MAX_AGE = env.float("INCOMING_BACKLOG_MAX_AGE", default=120.0)
+# The nice value RQ workers take at start: below the web's priority, so that
+# on a shared machine the answers come first and the deciding and sending use
+# what CPU is left (0: unchanged).
+WORKER_NICE = env.int("WORKER_NICE", default=10)
 
 # Log retention (postbacks/loops/retention.py, `manage.py purge_logs`, run daily by
 # the delivery loops). Days to keep incoming postback rows and delivery

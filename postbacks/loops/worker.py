@@ -20,6 +20,7 @@ person to restart workers.
 
 import contextlib
 import logging
+import os
 import threading
 import time
 import uuid
@@ -60,6 +61,7 @@ class DeliveryWorker(SimpleWorker):
             # "Do what is due, then exit": what is due without a job too.
             send_due()
             return super().work(burst=True, **kwargs)
+        give_way()
         start_sweeper()
         if kwargs.get("max_jobs") or kwargs.get("max_idle_time"):
             return super().work(**kwargs)  # asked to end by itself: no restarts
@@ -76,6 +78,15 @@ class DeliveryWorker(SimpleWorker):
             time.sleep(RESTART_WAIT)
             self.name = uuid.uuid4().hex
             log.warning("Worker loop ended without a stop request; working again as %s", self.name)
+
+
+def give_way():
+    """The web first: on a machine that also serves the web, a worker takes the
+    CPU the web leaves (WORKER_NICE), so a burst is answered at the web's pace
+    and decided and sent right after. 0 leaves the worker's priority alone."""
+    if settings.WORKER_NICE > 0:
+        with contextlib.suppress(OSError):
+            os.nice(settings.WORKER_NICE)
 
 
 _sweeper = None
