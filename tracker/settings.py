@@ -301,7 +301,7 @@ POSTBACKS_PIXEL_URLS = {
 # Incoming postbacks queued by the web and decided by the workers
 # (postbacks/incoming/batches.py): rows per batch, seconds a worker holds a
 # batch before another may take it again, seconds a web process keeps a spot
-# it read (postbacks/incoming/spots.py), and the age of the oldest queued row
+# it read (crm/spots.py), and the age of the oldest queued row
 # past which /healthz answers 503.
 INCOMING_BATCH = env.int("INCOMING_BATCH", default=200)
 INCOMING_LEASE = env.float("INCOMING_LEASE", default=60.0)

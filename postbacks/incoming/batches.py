@@ -29,9 +29,9 @@ periodic look, with Redis down too.
    twice.
 """
 
+import contextlib
 import datetime
 import functools
-import json
 import logging
 import time
 import uuid
@@ -42,9 +42,10 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from crm import spots, stats
-from crm.models import Client, Conversion, CustomFieldValue
-from crm.rows import columns_of, read_rows
+from crm.models import Client, Conversion
+from crm.rows import columns_of, in_list, in_params, read_rows
 from postbacks.delivery import fanout
+from postbacks.delivery.batch import field_values
 from postbacks.incoming import process
 from postbacks.models import IncomingPostback
 from tracker import metrics
@@ -186,8 +187,8 @@ def lock_clients(rows):
             wanted.setdefault(row.spot, set()).add(row.click_id)
     for spot, click_ids in wanted.items():
         ids = sorted(click_ids)
-        listed = ids if connection.vendor == "postgresql" else json.dumps(ids)
-        clients = read_rows(Client, _lock_clients_sql(), [spot.pk, listed, listed])
+        listed = in_params(ids)
+        clients = read_rows(Client, _lock_clients_sql(len(ids)), [spot.pk, *listed, *listed])
         by_click = {c.click_id: c for c in clients}
         # The team tracker's click id: the newest client with it, as find_client picks.
         by_cl_id = {}
@@ -216,63 +217,43 @@ def load_conversions(spot, clients):
 def load_field_values(clients):
     """The clients' custom field values in one query (their macros and messages
     read them; process.apply_fields keeps them up to date)."""
-    values = {c.pk: {} for c in clients}
-    found = CustomFieldValue.objects.filter(client__in=clients).values_list(
-        "client_id", "field__key", "value"
-    )
-    for client_id, key, value in found:
-        values[client_id][key] = value
+    values = field_values([c.pk for c in clients])
     for client in clients:
         client.loaded_field_values = values[client.pk]
 
 
 @functools.cache
-def _lock_clients_sql():
+def _lock_clients_sql(count):
     q = connection.ops.quote_name
-    table = q(Client._meta.db_table)
-    if connection.vendor == "postgresql":
-        among = "(click_id = ANY(%s) OR cl_id = ANY(%s))"
-    else:  # SQLite: the lists as JSON arrays
-        listed = "(SELECT value FROM json_each(%s))"
-        among = f"(click_id IN {listed} OR cl_id IN {listed})"
+    among = f"({in_list('click_id', count)} OR {in_list('cl_id', count)})"
     locked = " FOR UPDATE" if connection.features.has_select_for_update else ""
     return (
-        f"SELECT {columns_of(Client)} FROM {table} WHERE spot_id = %s AND {among} "
-        f"ORDER BY id{locked}"
+        f"SELECT {columns_of(Client)} FROM {q(Client._meta.db_table)} WHERE spot_id = %s "
+        f"AND {among} ORDER BY id{locked}"
     )
 
 
 def decide_row(row, alone=False):
     """Decide one row of the batch. A failure of its own raises BadRow, unless
     the row is decided `alone`: then in a savepoint, its outcome the error."""
-    storage_notes = [w for w in row.warnings.splitlines() if w.startswith(process.STORAGE_NOTE)]
-    if not alone:
-        # No savepoint: two statements a row saved. A row that fails rolls the
-        # batch back, and the batch runs again with that row alone.
-        try:
-            outcome = process.process(row, row.query, row.body)
-        except Exception as e:
-            if conflict(e) or unreachable(e):
-                raise  # the whole batch runs again
-            raise BadRow(row.pk) from e
-    else:
+    notes = process.storage_notes(row)
+    if alone:
         mark, messages = stats.gathered_so_far(), fanout.batch_mark()
-        try:
-            with transaction.atomic():
-                outcome = process.process(row, row.query, row.body)
-        except Exception as e:
-            if conflict(e) or unreachable(e):
-                raise
-            stats.forget_since(mark)
-            fanout.batch_forget(messages)
-            log.exception("Incoming postback %s failed", row.pk)
-            outcome = process.Outcome(
-                500,
-                IncomingPostback.REJECTED,
-                error=f"Internal error ({e.__class__.__name__}); the request is stored and can "
-                "be replayed.",
-            )
-    process.fill(row, outcome, storage_notes)
+    # No savepoint otherwise: two statements a row saved. A row that fails
+    # rolls the batch back, and the batch runs again with that row alone.
+    try:
+        with transaction.atomic() if alone else contextlib.nullcontext():
+            outcome = process.process(row, row.query, row.body)
+    except Exception as e:
+        if conflict(e) or unreachable(e):
+            raise  # the whole batch runs again
+        if not alone:
+            raise BadRow(row.pk) from e
+        stats.forget_since(mark)
+        fanout.batch_forget(messages)
+        log.exception("Incoming postback %s failed", row.pk)
+        outcome = process.internal_error(e)
+    process.fill(row, outcome, notes)
     row.claimed_until = None
     return outcome
 

@@ -197,20 +197,31 @@ def enqueue(row, spot, query, body):
 # -- processing ------------------------------------------------------------
 
 
+def storage_notes(row):
+    """The warnings written when the row was stored, kept across its decisions."""
+    return [w for w in row.warnings.splitlines() if w.startswith(STORAGE_NOTE)]
+
+
+def internal_error(e, http_status=500):
+    """The outcome of a decision that failed by a fault of ours, not the request's."""
+    return Outcome(
+        http_status,
+        IncomingPostback.REJECTED,
+        error=f"Internal error ({e.__class__.__name__}); the request is stored and can "
+        "be replayed.",
+    )
+
+
 def run(row, query, body):
     """Process a stored request and record the outcome on its row."""
-    storage_notes = [w for w in row.warnings.splitlines() if w.startswith(STORAGE_NOTE)]
+    notes = storage_notes(row)
     try:
-        outcome = retried(decide, row, query, body, storage_notes)
+        outcome = retried(decide, row, query, body, notes)
     except Exception as e:
         logger.exception("Incoming postback %s failed", row.pk)
-        outcome = Outcome(
-            503 if conflict(e) else 500,  # lost every race to other writers: try later
-            "rejected",
-            error=f"Internal error ({e.__class__.__name__}); the request is stored and can "
-            "be replayed.",
-        )
-        record(row, outcome, storage_notes)
+        # 503: lost every race to other writers, try later.
+        outcome = internal_error(e, 503 if conflict(e) else 500)
+        record(row, outcome, notes)
     metrics.incoming(row.spot, outcome.status)  # once per decision, not per retried transaction
     return outcome
 
@@ -505,9 +516,8 @@ def replay(row, why=""):
     if not claimed:
         return None
     row.refresh_from_db()
-    cut = any(w.startswith(STORAGE_NOTE) for w in row.warnings.splitlines())
     # A request stored cut short is not processed from its remains.
-    outcome = run(row, row.query, None if cut else row.body)
+    outcome = run(row, row.query, None if storage_notes(row) else row.body)
     because = f", {why}" if why else ""
     note = f"Replayed {timezone.now():%Y-%m-%d %H:%M:%S} (was {before}{because})."
     row.warnings = "\n".join(filter(None, [row.warnings, note]))
