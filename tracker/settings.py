@@ -304,6 +304,9 @@ POSTBACKS_PIXEL_URLS = {
 # it read (crm/spots.py), and the age of the oldest queued row
 # past which /healthz answers 503.
 INCOMING_BATCH = env.int("INCOMING_BATCH", default=200)
+# Seconds the loops let queued rows gather into a batch before deciding them
+# (postbacks/loops/intake.py); a full batch goes at once.
+INCOMING_LINGER = env.float("INCOMING_LINGER", default=0.5)
 INCOMING_LEASE = env.float("INCOMING_LEASE", default=60.0)
 INCOMING_SPOT_CACHE = env.float("INCOMING_SPOT_CACHE", default=2.0)
 INCOMING_BACKLOG_MAX_AGE = env.float("INCOMING_BACKLOG_MAX_AGE", default=120.0)

@@ -125,9 +125,12 @@ def look(pipeline, interval):
     from postbacks.loops import intake, periodic, retention
 
     # Postbacks and clicks answered by the web first: they make deliveries.
-    decided = intake.decide()
+    ready_in = intake.ready_in()
+    decided = intake.decide() if ready_in == 0 else 0
     if pipeline.step() or decided:
         return 0
+    if ready_in:
+        interval = min(interval, ready_in)  # the batch's linger ends
     if pipeline.full():
         return interval  # the ends of sends wake it
     retention.purge_daily()
