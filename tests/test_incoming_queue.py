@@ -387,3 +387,20 @@ def test_a_batch_costs_a_few_statements_and_one_per_new_conversion(client, queue
     thirty = statements_to_decide(client, queued_spot, 30, "b")
     assert thirty - ten == 20
     assert ten - 10 <= 24, ten
+
+
+def test_the_loops_let_a_batch_gather_before_deciding(client, queued_spot, ann, settings):
+    settings.INCOMING_LINGER, settings.INCOMING_BATCH = 0.5, 3
+    assert intake.ready_in() is None  # nothing waits
+    send(client, queued_spot, clickid=ann.click_id, goal="dep", sum="5", tid="a")
+    assert 0 < intake.ready_in() <= 0.5  # one fresh row: the loop comes back when it has waited
+    send(client, queued_spot, clickid=ann.click_id, goal="dep", sum="5", tid="b")
+    send(client, queued_spot, clickid=ann.click_id, goal="dep", sum="5", tid="c")
+    assert intake.ready_in() == 0  # a full batch goes at once
+    intake.decide_all()
+    Client.objects.create(spot=queued_spot, name="Bob", settled=False)  # a click's new client
+    assert intake.ready_in() > 0
+    Client.objects.filter(settled=False).update(
+        created=timezone.now() - datetime.timedelta(seconds=1)
+    )
+    assert intake.ready_in() == 0  # the oldest has waited long enough
