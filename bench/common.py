@@ -302,6 +302,25 @@ def start_app(run, mode, name, rq_workers=2, db_name=None):
     return base
 
 
+def worker_procs(run):
+    """The rqworkers: in PostgreSQL mode the only processes that decide and deliver."""
+    return [proc for name, proc in run.procs if name.startswith("rqworker")]
+
+
+@contextlib.contextmanager
+def stopped(procs):
+    """`procs` stopped (SIGSTOP to each group) meanwhile and continued after:
+    the web alone on the machine, as when the workers have cores of their own.
+    What arrives meanwhile waits queued, as it would for a busy worker."""
+    for proc in procs:
+        os.killpg(proc.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for proc in procs:
+            os.killpg(proc.pid, signal.SIGCONT)
+
+
 def app_procs(run):
     """The run's application processes (gunicorn, rqworkers): stopping them
     stops every loop that decides and delivers."""

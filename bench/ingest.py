@@ -151,6 +151,10 @@ def measure_mode(args):
         for name, (slug, after) in SPOTS.items():
             spot, click_ids = seed_spot(receiver, args.clients, slug, after)
             posts[name] = Postbacks(run, base, name, spot, click_ids, args)
+        if args.mode == "postgres":  # the workers' loops are processes of their own
+            ingest, workers = posts["ingest"], common.worker_procs(run)
+            posts["held"] = Postbacks(run, base, "held", ingest.spot, ingest.click_ids, args)
+            posts["held"].hold = workers
         common.analyze()
         common.progress(f"seeded {args.clients} clients on each of {len(SPOTS)} spots; at {base}")
 
@@ -175,10 +179,16 @@ def measure_mode(args):
         run.check_alive()
         burst = run_burst(base, posts["ingest"], receiver, args) if args.burst else None
         run.check_alive()
+        burst_held = None
+        if args.burst and "held" in posts:
+            burst_held = run_burst(base, posts["held"], receiver, args)
+            run.check_alive()
         problems = find_problems()
         common.close_database()
     load_after = common.loadavg()
-    result = report(args, title, results, posts, paced, burst, problems, load_before, load_after)
+    result = report(
+        args, title, results, posts, paced, (burst, burst_held), problems, load_before, load_after
+    )
     result["mode"] = args.mode
     return result
 
@@ -197,13 +207,15 @@ class Postbacks:
         self.clicks_file = run.dir / f"click_ids_{name}.txt"
         self.clicks_file.write_text("\n".join(click_ids) + "\n")
         self.sent = 0
+        self.hold = []  # processes stopped while the callers run
         self.left = []  # (queued, deliveries due) when each run stopped
         self.catch_ups = []  # seconds until the loops were done
 
     def measure(self, seconds):
         prefix = uuid.uuid4().hex[:8]
         script_args = [prefix, str(self.clicks_file), str(self.sent)]
-        result = common.wrk(self.url, seconds, self.args.connections, self.script, script_args)
+        with common.stopped(self.hold):
+            result = common.wrk(self.url, seconds, self.args.connections, self.script, script_args)
         self.sent += result["requests"]
         self.catch_up()
         self.run.check_alive()
@@ -369,17 +381,19 @@ def run_burst(base, post, receiver, args):
     from postbacks.models import Delivery, IncomingPostback
 
     total, callers = args.burst_size, args.burst_callers
-    common.progress(f"burst: {total} postbacks from {callers} concurrent callers (queued spot)")
+    held = " while the workers are stopped" if post.hold else ""
+    common.progress(f"burst: {total} postbacks from {callers} concurrent callers{held}")
     prefix = f"burst-{uuid.uuid4().hex[:8]}"
     paths = post.paths(total, prefix)
     host, port = base.removeprefix("http://").split(":")
     after_id = IncomingPostback.objects.order_by("-id").values_list("id", flat=True).first() or 0
     ids_before = common.received(receiver)["ids"]
     started = time.monotonic()
-    statuses, errors, latencies = asyncio.run(
-        call_all(host, int(port), paths, callers, limit=args.burst_limit)
-    )
-    answered = time.monotonic() - started
+    with common.stopped(post.hold):
+        statuses, errors, latencies = asyncio.run(
+            call_all(host, int(port), paths, callers, limit=args.burst_limit)
+        )
+        answered = time.monotonic() - started
     ok = sum(200 <= s < 300 for s in statuses)
     unsent = total - len(statuses) - len(errors)
     common.progress(
@@ -412,6 +426,7 @@ def run_burst(base, post, receiver, args):
         and recorded == total
     )
     return {
+        "held": bool(post.hold),
         "total": total,
         "callers": callers,
         "limit": args.burst_limit,
@@ -476,6 +491,7 @@ def report(args, title, results, posts, paced, burst, problems, load_before, loa
         if of != to
     }
     to_write, to_query = ratio["ingest", "one-write"], ratio["ingest", "one-query"]
+    held = common.ratio(results, "held", "one-write") if "held" in results else None
     p99 = common.median(results["ingest"], "p99")
     print()
     common.table(
@@ -495,6 +511,19 @@ def report(args, title, results, posts, paced, burst, problems, load_before, loa
                 met(to_query >= TARGET_QUERY),
                 9,
             ],
+            *(
+                [
+                    [
+                        "held ÷ one-write (the workers stopped meanwhile)",
+                        f"{held:.2f}",
+                        f">= {TARGET_WRITE}",
+                        met(held >= TARGET_WRITE),
+                        26,
+                    ]
+                ]
+                if held is not None
+                else []
+            ),
             ["ingest ÷ trivial", f"{ratio['ingest', 'trivial']:.2f}", "", "", ""],
             ["after ÷ one-write", f"{ratio['after', 'one-write']:.2f}", "", "", ""],
             ["after ÷ one-query", f"{ratio['after', 'one-query']:.2f}", "", "", ""],
@@ -527,8 +556,9 @@ def report(args, title, results, posts, paced, burst, problems, load_before, loa
             f"{post.left}; all decided and sent after: "
             f"{', '.join(f'{s:.1f} s' for s in post.catch_ups)}"
         )
-    if burst:
-        print_burst(burst)
+    for one in burst:
+        if one:
+            print_burst(one)
     for problem in problems:
         print(f"PROBLEM: {problem}")
     print(f"load average (1, 5, 15 min): before {load_before}, after {load_after}")
@@ -537,19 +567,24 @@ def report(args, title, results, posts, paced, burst, problems, load_before, loa
         "title": title,
         "to_one_write": to_write,
         "to_one_query": to_query,
+        "held_to_one_write": held,
         "after_rps": common.median(results["after"], "rps"),
         "ingest_rps": common.median(results["ingest"], "rps"),
         "write_floor": ratio["one-write", "one-query"],
         "p99": p99,
         "paced": paced,
-        "burst": burst,
+        "burst": burst[0],
+        "burst_held": burst[1],
         "problems": problems,
     }
 
 
 def print_burst(b):
     print()
-    print(f"burst: {b['total']} postbacks to the queued spot, {b['callers']} concurrent callers")
+    held = ", the workers stopped until all were answered" if b["held"] else ""
+    print(
+        f"burst: {b['total']} postbacks to the queued spot, {b['callers']} concurrent callers{held}"
+    )
     done = b["ok"] + b["other"] + b["errors"]
     on_time = b["answered_s"] <= TARGET_BURST_S and not b["unsent"]
     print(
@@ -579,6 +614,10 @@ def print_burst(b):
     print(f"  {verdict}: all answered 2xx within {TARGET_BURST_S} s, all decided and delivered")
 
 
+def held_cell(held):
+    return "-" if held is None else f"{held:.2f} ({met(held >= TARGET_WRITE)})"
+
+
 def summary(results):
     print("summary")
     rows = []
@@ -598,6 +637,7 @@ def summary(results):
                 r["mode"],
                 f"{r['to_one_write']:.2f} ({met(r['to_one_write'] >= TARGET_WRITE)})",
                 f"{r['to_one_query']:.2f} ({met(r['to_one_query'] >= TARGET_QUERY)})",
+                held_cell(r["held_to_one_write"]),
                 f"{r['ingest_rps']:.0f} / {r['after_rps']:.0f}",
                 f"{r['paced']['p99']:.1f} ({met(r['paced']['p99'] < TARGET_PACED_P99_MS)})",
                 burst,
@@ -609,6 +649,7 @@ def summary(results):
             "mode",
             f"ingest ÷ one-write (>= {TARGET_WRITE})",
             f"÷ one-query (>= {TARGET_QUERY})",
+            "workers stopped: ÷ one-write",
             "req/s ingest / after",
             f"p99 ms at half rate (< {TARGET_PACED_P99_MS})",
             f"burst answered / decided / delivered (<= {TARGET_BURST_S} s answered)",

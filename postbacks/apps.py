@@ -33,11 +33,10 @@ class PostbacksConfig(AppConfig):
         preset_applied.connect(create_locked_outgoing, dispatch_uid="preset_locked_outgoing")
 
         from postbacks.delivery import fanout
-        from postbacks.incoming import replay, settling
+        from postbacks.incoming import replay
 
         fanout.connect()  # a new client is a lead event for the targets that pick it
         replay.connect()  # unmatched postbacks replay themselves when their client appears
-        settling.connect()  # a click's new client wakes a loop to settle it
 
         from postbacks import wake
         from postbacks.loops import periodic, queue

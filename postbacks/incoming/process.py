@@ -18,7 +18,6 @@ from crm.http import TooBig, Unreadable, read_body
 from crm.models import Client, CustomFieldValue
 from crm.rows import columns_of, read_rows
 from crm.values import clean_text, money
-from postbacks import wake
 from postbacks.delivery.fanout import announce
 from postbacks.incoming import signed, unmatched
 from postbacks.incoming.params import (
@@ -187,10 +186,11 @@ def enqueue(row, spot, query, body):
     row.warnings = "\n".join(filter(None, [row.warnings, *outcome.warnings]))
     row.save(force_insert=True)
     outcome.row_id = row.pk
-    if outcome.status == IncomingPostback.QUEUED:
-        wake.look()  # the loops decide it, as they send deliveries
-    else:
+    if outcome.status != IncomingPostback.QUEUED:
         metrics.incoming(spot, outcome.status)
+    # Queued, nobody is told: the loops look for queued rows every
+    # INCOMING_LINGER seconds (postbacks/loops/intake.py), which costs the
+    # answer no round trip to Redis.
     return outcome
 
 

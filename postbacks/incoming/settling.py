@@ -21,11 +21,9 @@ import logging
 import time
 
 from django.conf import settings
-from django.db.models.signals import post_save
 
 from crm import spend, stats
 from crm.models import Client
-from postbacks import wake
 from postbacks.delivery.fanout import batched, lead_event, lead_goal
 from postbacks.incoming import replay
 from tracker.retry import retried_until
@@ -74,12 +72,3 @@ def settle_batch(limit=None):
             replay.client_saved(Client, client)  # after the commit
     return len(clients)
 
-
-def clicked(sender, instance, created=False, raw=False, **kwargs):
-    """A click's client was inserted (and committed: a click autocommits): a loop settles it."""
-    if created and not raw and not instance.settled:
-        wake.look()
-
-
-def connect():
-    post_save.connect(clicked, sender=Client, dispatch_uid="postbacks_settle_clicked")

@@ -129,8 +129,10 @@ def look(pipeline, interval):
     decided = intake.decide() if ready_in == 0 else 0
     if pipeline.step() or decided:
         return 0
-    if ready_in:
-        interval = min(interval, ready_in)  # the batch's linger ends
+    # Nobody wakes a loop for queued rows (the web does not, to answer on one
+    # write): it comes back when the batch's linger ends, or looks again after
+    # one linger.
+    interval = min(interval, ready_in or settings.INCOMING_LINGER)
     if pipeline.full():
         return interval  # the ends of sends wake it
     retention.purge_daily()

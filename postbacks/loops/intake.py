@@ -12,6 +12,11 @@ the oldest waiting INCOMING_LINGER seconds. The per-batch statements (about
 twenty) then serve many rows instead of the one or two that arrived since the
 last pass, and under a stream of postbacks the workers take far less of the
 machine from the web. A look job (decide_all) and the tests decide at once.
+
+Nobody wakes the loops for a queued row or a click: they look every
+INCOMING_LINGER seconds on their own (postbacks/loops/embedded.py), so the
+web's answer is its one write and no round trip to Redis, and a row waits
+about one linger more when it comes to an idle loop, Redis up or down.
 """
 
 from django.conf import settings
