@@ -3,7 +3,6 @@
 The design constraints are those of the wing (postbacks/delivery/__init__.py).
 """
 
-import copy
 import datetime
 import email.utils
 import logging
@@ -101,7 +100,7 @@ def reported(delivery):
     own = {k: v for k, v in own.items() if v not in (None, "") and v != getattr(conversion, k)}
     if not (own or delivery.previous_status or delivery.event_time or delivery.event_id):
         return conversion  # as it is: no copy
-    conversion = copy.copy(conversion)
+    conversion = shallow_copy(conversion)
     conversion.event_id = delivery.event_id  # the networks' id of this event (pixels)
     for name, value in own.items():
         setattr(conversion, name, value)
@@ -109,6 +108,18 @@ def reported(delivery):
         conversion.change = (delivery.previous_status, delivery.previous_amount)
     conversion.event_time = delivery.event_time
     return conversion
+
+
+def shallow_copy(instance):
+    """A copy of a model instance sharing its values and related objects, as
+    copy.copy makes, without Model.__reduce__'s pickling path (a tenth of
+    the CPU of a pixel's batch of a thousand events)."""
+    new = object.__new__(type(instance))
+    new.__dict__.update(instance.__dict__)
+    new._state = object.__new__(type(instance._state))
+    new._state.__dict__.update(instance._state.__dict__)
+    new._state.fields_cache = dict(instance._state.fields_cache)
+    return new
 
 
 def build_request(delivery):

@@ -371,11 +371,13 @@ class Pipeline:
             self.in_flight -= len(ended)
         ended = pixel_batch.expand(ended)  # a batch sent is one send, a delivery each here
         self.handled += len(ended)
+        sent = []
         for d, req, result in ended:
             judged = (None, "") if result is None else pixel_batch.judge(d, result)
             self.unrecorded.append((d, req, result, *judged))
-            if result is not None:  # counted once, when judged: not per retried write
-                metrics.delivered(d, result, judged[0])
+            if result is not None:
+                sent.append((d, result, judged[0]))
+        metrics.delivered_all(sent)  # counted once, when judged: not per retried write
 
     def record(self):
         """Write the attempts and outcomes of the sends that ended, in one transaction."""

@@ -71,4 +71,3 @@ def settle_batch(limit=None):
             lead_event(client, goals[client.spot_id])
             replay.client_saved(Client, client)  # after the commit
     return len(clients)
-
