@@ -11,7 +11,7 @@ from django.db.models import Q
 from django.dispatch import Signal
 from django.utils import timezone
 
-from crm import values
+from crm import together, values
 from crm.rows import columns_of, read_rows
 from tracker.macros import ADVERT_KEYS  # noqa: F401 - also imported from here by others
 from tracker.models import (
@@ -164,7 +164,8 @@ class Client(models.Model):
         goal, existing, why = self._decide(event, tid)
         if existing is not None:
             return existing, existing.apply_repeat(amount, status, goal.repeat_mode)
-        conversion = Conversion.objects.create(
+        conversion = together.create(
+            Conversion,
             spot=self.spot,
             client=self,
             goal=goal,
@@ -238,7 +239,11 @@ class Client(models.Model):
         pks = [g.pk if g else None for g in (dep, reg, goal, dep, redep)]
         loaded = getattr(self, "loaded_conversions", None)
         if loaded is None:
-            return read_rows(Conversion, _deciding_sql(), [self.pk, *pks, tid, tid])
+            rows = read_rows(Conversion, _deciding_sql(), [self.pk, *pks, tid, tid])
+            kept = together.pending(self.pk)  # a batch's new ones, not inserted yet
+            if not kept:
+                return rows
+            loaded = sorted({c.pk: c for c in rows + kept}.values(), key=lambda c: c.pk)
         deciding, repeatable = set(pks[:2]) - {None}, set(pks[2:]) - {None}
         return [
             c
@@ -445,13 +450,19 @@ class Conversion(models.Model):
     def save(self, *args, **kwargs):
         fields = kwargs.get("update_fields")
         if fields is None or {"amount", "currency", "created"} & set(fields):
-            from crm import rates  # crm.rates reads ExchangeRate, defined below
-
-            day = timezone.localdate(self.created or timezone.now())
-            self.reported_amount = rates.to_reporting(self.amount, self.currency, day)
+            self.set_reported_amount()
             if fields is not None:
                 kwargs["update_fields"] = {*fields, "reported_amount"}
+        if together.holds(self):  # new in a batch: its row is inserted with the others
+            together.saved(self, kwargs.get("update_fields"))
+            return
         super().save(*args, **kwargs)
+
+    def set_reported_amount(self):
+        from crm import rates  # crm.rates reads ExchangeRate, defined below
+
+        day = timezone.localdate(self.created or timezone.now())
+        self.reported_amount = rates.to_reporting(self.amount, self.currency, day)
 
     def clean(self):
         super().clean()

@@ -22,6 +22,7 @@ from django.db.models.functions import Coalesce, Substr, TruncDate
 from django.db.models.signals import post_delete, post_init, post_save, pre_save
 from django.utils import timezone
 
+from crm import together
 from crm.models import UNRATED, Client, Conversion, DailyStat
 from tracker.models import STATUS_REJECTED
 
@@ -280,7 +281,9 @@ def client_saved(sender, instance, created, raw=False, **kwargs):
     elif old != new:
         # Attribution or manager changed: move the lead and its conversions.
         minus, plus = lead_rows(old), lead_rows(new)
-        for conversion in Conversion.objects.filter(client_id=instance.pk):
+        stored = Conversion.objects.filter(client_id=instance.pk)
+        # With a batch's new conversions, not inserted yet (crm/together.py).
+        for conversion in [*stored, *together.pending(instance.pk)]:
             state = conversion_state(conversion)
             minus += conversion_rows(state, old)
             plus += conversion_rows(state, new)

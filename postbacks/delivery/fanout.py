@@ -9,7 +9,7 @@ from django.db import connection, transaction
 from django.db.models.signals import post_save
 from django.utils import timezone
 
-from crm import macros, values
+from crm import macros, together, values
 from crm.models import Client, Conversion, Message, conversion_recorded
 from crm.rows import columns_of, read_rows
 from postbacks import wake
@@ -58,6 +58,9 @@ def shaping_reason(target, conversion):
 
 def _first_of_goal(conversion):
     earlier = conversion.client.conversions.filter(goal_id=conversion.goal_id)
+    kept = together.pending(conversion.client_id, conversion.goal_id)  # a batch's, not written yet
+    if any(c.pk != conversion.pk and c.created <= conversion.created for c in kept):
+        return False
     return not earlier.exclude(pk=conversion.pk).filter(created__lte=conversion.created).exists()
 
 

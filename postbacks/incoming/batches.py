@@ -1,10 +1,10 @@
 """Queued incoming postbacks, decided by the workers a batch at a time.
 
 The web request stored the row as queued and answered (process.enqueue);
-every delivery loop (the embedded one, each RQ worker's) calls
-decide_queued() on each pass, the same code in both modes. The database is
-the queue: a loop that was not woken still finds queued rows on its next
-periodic look, with Redis down too.
+every delivery loop (the embedded one, each RQ worker's) looks for them
+every INCOMING_LINGER seconds and calls decide_queued() (postbacks/loops/intake.py),
+the same code in both modes. The database is the queue: nothing in Redis is
+needed to find them.
 
 1. Claim: one transaction takes up to INCOMING_BATCH queued rows, oldest
    first, writing a claim of its own and a lease (INCOMING_LEASE seconds)
@@ -21,9 +21,12 @@ periodic look, with Redis down too.
    (a claim another worker took over is not touched), decides each in
    arrival order (a row that fails for a reason of its own rolls the batch
    back, and the batch runs again with that row in a savepoint of its own:
-   it fails alone, its outcome says why and it can be replayed), adds the
-   batch's rollup changes once per key, and writes every row's outcome in
-   one statement. It commits whole or not at all, and is run again whole on
+   it fails alone, its outcome says why and it can be replayed), inserts
+   the batch's new conversions in one statement (crm/together.py; one the
+   database refuses has the batch run again writing each at once, so that
+   its row fails alone), adds the batch's rollup changes once per key, and
+   writes every row's outcome in one statement: a fixed number of
+   statements, whatever the batch's size. It commits whole or not at all, and is run again whole on
    a lost race, a lost connection or a locked database, while the lease
    lasts (tracker/retry.py): a row is never half-decided and never decided
    twice.
@@ -41,7 +44,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from crm import spots, stats
+from crm import spots, stats, together
 from crm.models import Client, Conversion
 from crm.rows import columns_of, in_list, in_params, read_rows
 from postbacks.delivery import fanout
@@ -125,12 +128,17 @@ def decide_claimed(claim, count=0):
     """Decide the rows of `claim`, retried whole while the lease lasts."""
     until = time.monotonic() + settings.INCOMING_LEASE * RETRY_SHARE
     alone = set()  # rows that failed: decided again in a savepoint of their own
+    at_once = False  # each new conversion inserted when it is made
     while True:
         try:
-            decided = retried_until(until, decide_batch, claim, alone)
+            decided = retried_until(until, decide_batch, claim, alone, at_once)
             break
         except BadRow as e:
             alone.add(e.pk)  # the batch is run again; that row fails alone
+        except Unwritten:
+            # The batch again, its conversions written one by one: the row
+            # whose conversion the database refuses fails alone, as above.
+            at_once = True
         except Exception:
             # Left queued under a lapsing lease: a worker decides them again later.
             log.exception("Deciding %d queued incoming postback(s) failed; they stay queued", count)
@@ -140,7 +148,11 @@ def decide_claimed(claim, count=0):
     return decided
 
 
-def decide_batch(claim, alone=()):
+class Unwritten(Exception):
+    """The batch's new conversions, inserted together, were refused (crm/together.py)."""
+
+
+def decide_batch(claim, alone=(), at_once=False):
     """One transaction: each row still queued under `claim` decided, in arrival order."""
     rows = list(
         IncomingPostback.objects.filter(claim=claim, status=QUEUED)
@@ -154,10 +166,28 @@ def decide_batch(claim, alone=()):
         row.spot = found[row.token]
     lock_clients(rows)
     with stats.gathered(), fanout.batched():
-        for row in rows:
-            decide_row(row, alone=row.pk in alone)
+        decide_rows(rows, alone, at_once)
         write_outcomes(rows)
     return rows
+
+
+def decide_rows(rows, alone, at_once):
+    """Each row decided; their new conversions inserted together at the end,
+    unless `at_once`."""
+    if at_once:
+        for row in rows:
+            decide_row(row, alone=row.pk in alone)
+        return
+    try:
+        with together.together(len(rows)):
+            for row in rows:
+                decide_row(row, alone=row.pk in alone)
+    except BadRow:
+        raise
+    except Exception as e:
+        if conflict(e) or unreachable(e):
+            raise  # the whole batch runs again, as a row's would
+        raise Unwritten from e
 
 
 def write_outcomes(rows):
@@ -238,6 +268,7 @@ def decide_row(row, alone=False):
     the row is decided `alone`: then in a savepoint, its outcome the error."""
     notes = process.storage_notes(row)
     if alone:
+        together.flush()  # written before the savepoint: a rollback to it cannot half-undo them
         mark, messages = stats.gathered_so_far(), fanout.batch_mark()
     # No savepoint otherwise: two statements a row saved. A row that fails
     # rolls the batch back, and the batch runs again with that row alone.
@@ -251,6 +282,7 @@ def decide_row(row, alone=False):
             raise BadRow(row.pk) from e
         stats.forget_since(mark)
         fanout.batch_forget(messages)
+        together.drop()  # what the row made, rolled back with its savepoint
         log.exception("Incoming postback %s failed", row.pk)
         outcome = process.internal_error(e)
     process.fill(row, outcome, notes)
