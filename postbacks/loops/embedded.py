@@ -35,6 +35,9 @@ _held_until = 0.0
 # The longest a hold lasts: a server that never comes up does not keep the
 # loop from delivering elsewhere.
 HOLD_AT_MOST = 60.0
+# The shortest wait of an idle loop between two looks for queued rows: an
+# INCOMING_LINGER of 0 (decide at once) must not have it spin.
+LOOK_AT_LEAST = 0.05
 # Seconds a thread keeps the GIL while another waits for it (start()).
 SWITCH_INTERVAL = 0.0005
 
@@ -135,7 +138,7 @@ def look(pipeline, interval):
     # Nobody wakes a loop for queued rows (the web does not, to answer on one
     # write): it comes back when the batch's linger ends, or looks again after
     # one linger.
-    interval = min(interval, ready_in or settings.INCOMING_LINGER)
+    interval = min(interval, ready_in or max(settings.INCOMING_LINGER, LOOK_AT_LEAST))
     if pipeline.full():
         return interval  # the ends of sends wake it
     retention.purge_daily()
