@@ -438,3 +438,18 @@ def test_first_event_only_sees_the_batchs_own_earlier_conversion(client, queued_
     assert batches.decide_queued() == 2
     by_tid = dict(Delivery.objects.values_list("conversion__tid", "status"))
     assert by_tid == {"r1": Delivery.PENDING, "r2": Delivery.SKIPPED}, by_tid
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_idle_loop_looks_again_after_a_linger_and_never_spins(settings):
+    from postbacks.delivery.batch import Pipeline
+    from postbacks.loops import embedded
+
+    pipeline = Pipeline()
+    try:
+        settings.INCOMING_LINGER = 0.5
+        assert embedded.look(pipeline, 60.0) == 0.5  # nobody wakes it for a queued row
+        settings.INCOMING_LINGER = 0
+        assert embedded.look(pipeline, 60.0) == embedded.LOOK_AT_LEAST
+    finally:
+        pipeline.close()
