@@ -243,7 +243,7 @@ class Client(models.Model):
             kept = together.pending(self.pk)  # a batch's new ones, not inserted yet
             if not kept:
                 return rows
-            loaded = sorted({c.pk: c for c in rows + kept}.values(), key=lambda c: c.pk)
+            loaded = sorted(rows + kept, key=lambda c: c.pk)  # never both: kept are not stored
         deciding, repeatable = set(pks[:2]) - {None}, set(pks[2:]) - {None}
         return [
             c

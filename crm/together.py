@@ -111,7 +111,7 @@ def flush():
     rows = list(kept.values())
     kept.clear()
     model = type(rows[0])
-    fields = [f for f in model._meta.concrete_fields]
+    fields = model._meta.concrete_fields
     q = connection.ops.quote_name
     columns = ", ".join(q(f.column) for f in fields)
     marks = ", ".join(["%s"] * len(fields))
@@ -151,7 +151,8 @@ def _reserve(model, count):
         )
         row = cursor.fetchone()
         if row is None:  # no row was ever inserted: the sequence starts here
-            cursor.execute("SELECT COALESCE(MAX(id), 0) FROM " + connection.ops.quote_name(table))
+            q = connection.ops.quote_name
+            cursor.execute(f"SELECT COALESCE(MAX({q(model._meta.pk.column)}), 0) FROM {q(table)}")
             start = cursor.fetchone()[0]
             cursor.execute(
                 "INSERT INTO sqlite_sequence (name, seq) VALUES (%s, %s)", [table, start + count]

@@ -26,10 +26,10 @@ needed to find them.
    database refuses has the batch run again writing each at once, so that
    its row fails alone), adds the batch's rollup changes once per key, and
    writes every row's outcome in one statement: a fixed number of
-   statements, whatever the batch's size. It commits whole or not at all, and is run again whole on
-   a lost race, a lost connection or a locked database, while the lease
-   lasts (tracker/retry.py): a row is never half-decided and never decided
-   twice.
+   statements, whatever the batch's size. It commits whole or not at all,
+   and is run again whole on a lost race, a lost connection or a locked
+   database, while the lease lasts (tracker/retry.py): a row is never
+   half-decided and never decided twice.
 """
 
 import contextlib
@@ -174,18 +174,15 @@ def decide_batch(claim, alone=(), at_once=False):
 def decide_rows(rows, alone, at_once):
     """Each row decided; their new conversions inserted together at the end,
     unless `at_once`."""
-    if at_once:
-        for row in rows:
-            decide_row(row, alone=row.pk in alone)
-        return
+    block = contextlib.nullcontext() if at_once else together.together(len(rows))
     try:
-        with together.together(len(rows)):
+        with block:
             for row in rows:
                 decide_row(row, alone=row.pk in alone)
     except BadRow:
         raise
     except Exception as e:
-        if conflict(e) or unreachable(e):
+        if at_once or conflict(e) or unreachable(e):
             raise  # the whole batch runs again, as a row's would
         raise Unwritten from e
 
