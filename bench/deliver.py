@@ -454,8 +454,8 @@ def measure_mode(args):
             workers = Workers(run, env)
             workers.wait(1)
             senders = workers.running  # the processes that send, for their CPU time
-            names = ["raw loop", "1 worker", "1 worker, slow", "2 workers", "2 workers, slow"]
-            names.insert(3, "pixels")  # with 1 worker
+            names = ["raw loop", "1 worker", "1 worker, slow", "pixels"]
+            names += ["2 workers", "pixels, 2 workers", "2 workers, slow"]
             before = {"2 workers": workers.two}
             after = {"2 workers, slow": workers.one}
         else:
@@ -476,7 +476,7 @@ def measure_mode(args):
         def measure(name, size, pixels):
             if name == "raw loop":
                 return raw(size)
-            if name == "pixels":
+            if name.startswith("pixels"):
                 return lambda: deliveries.pixels(pixels)
             return path("slow" if name.endswith("slow") else "fast", size)
 
@@ -527,7 +527,7 @@ def met(ok):
 
 def loops(name):
     """The delivery loops a path runs: one per worker."""
-    return 2 if name.startswith("2 workers") else 1
+    return 2 if "2 workers" in name else 1
 
 
 def report(args, results, threads, load_before, load_after):

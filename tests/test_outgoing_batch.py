@@ -96,6 +96,46 @@ def test_a_slow_receiver_holds_only_its_own_threads(spot, receiver, settings):
     assert Delivery.objects.filter(status=Delivery.SUCCESS).count() == 12
 
 
+def sends_ended(pipeline, count):
+    """Wait until `count` sends of the pipeline have ended (on its threads)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with pipeline.lock:
+            if len(pipeline.ended) >= count:
+                return
+        time.sleep(0.01)
+    raise AssertionError(f"{count} sends did not end")
+
+
+@pytest.mark.parametrize(
+    ("record_at_most", "recorded"),
+    [
+        (5000, [0, 0, 6]),  # all sent first, recorded once the claim comes back empty
+        (3, [0, 4, 6]),  # four waiting: recorded before the next claim
+    ],
+)
+def test_a_backlog_is_sent_before_its_outcomes_are_recorded(
+    spot, receiver, settings, monkeypatch, record_at_most, recorded
+):
+    settings.POSTBACKS_SENDER_THREADS = 1  # room for two a step
+    monkeypatch.setattr(batch, "RECORD_AT_MOST", record_at_most)
+    OutgoingPostback.objects.create(spot=spot, name="p", url=receiver.url + "/pb")
+    for client in leads(spot, 6):
+        accept(client, "reg")
+    pipeline = batch.Pipeline()
+    assert pipeline.step() == 2
+    seen = []
+    for sent in (2, 4, 6):
+        sends_ended(pipeline, 2)
+        receiver.wait_for(sent)
+        pipeline.step()
+        seen.append(DeliveryAttempt.objects.count())
+    pipeline.close()
+    assert seen == recorded
+    assert Delivery.objects.filter(status=Delivery.SUCCESS, attempts=1).count() == 6
+    assert len(receiver.requests) == 6
+
+
 def test_a_delivery_that_waits_too_long_for_a_thread_goes_back_unsent(spot, receiver, settings):
     settings.POSTBACKS_SENDER_THREADS = 1
     settings.POSTBACKS_CLAIM_SECONDS = 2.6

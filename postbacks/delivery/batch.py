@@ -17,6 +17,13 @@ Design constraints (those of the wing, delivery/__init__.py, hold as well):
 5. A claimed delivery is sent only if its attempt can end before its claim
    lapses (the wing's 3.): one that waited too long for a thread goes back
    to pending unsent, so no other sender can ever take it while it is sent.
+6. Sends first: while a backlog is being claimed, the outcomes of the sends
+   that ended wait (RECORD_AT_MOST at most, each well within its claim) and
+   the next batch is claimed and sent before them. Recording costs a loop
+   about as much as claiming and building (a pixel's thousand attempt rows
+   and updates): written between two claims, it held every later event back
+   by as much. What waits in memory is what a crash would send again, as
+   the sends in flight are: at least once either way.
 """
 
 import datetime
@@ -43,6 +50,9 @@ from tracker.retry import retried, retried_until
 
 log = logging.getLogger(__name__)
 
+# Outcomes of ended sends that may wait unrecorded while a backlog is claimed (6.).
+RECORD_AT_MOST = 5000
+
 
 def claim(limit, at=None):
     """Take up to `limit` due deliveries, oldest first; returns their ids.
@@ -55,7 +65,8 @@ def claim(limit, at=None):
     ops, pk = connection.ops, Delivery._meta.pk
     now = ops.adapt_datetimefield_value(at)
     until = ops.adapt_datetimefield_value(at + lease)
-    params = [Delivery.PENDING, now, Delivery.SENDING, now, limit, Delivery.SENDING, until]
+    params = [Delivery.PENDING, now, limit, Delivery.SENDING, now, limit, limit]
+    params += [Delivery.SENDING, until]
     # No savepoint inside step's transaction: its failure fails the step.
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         cursor.execute(_claim_sql(), params)
@@ -66,16 +77,31 @@ def claim(limit, at=None):
 def _claim_sql():
     """attempts.due_q's deliveries that no earlier one of their conversion to
     their target holds up (order.py), oldest first, marked as ours (4. above).
-    Materialized, so that PostgreSQL runs the CTE, and so its LIMIT, once."""
+
+    The pending ones and those whose claim lapsed are picked apart, each in
+    the order of the due index (status, next_attempt), so the database reads
+    them in that order and stops at the LIMIT: picked together (an OR of the
+    two), every due row of a backlog was read, tested and sorted to take the
+    first few. Materialized, so that PostgreSQL runs each CTE, and so its
+    LIMIT, once."""
     q = connection.ops.quote_name
     table = q(Delivery._meta.db_table)
     skip_locked = connection.features.has_select_for_update_skip_locked
     lock = " FOR UPDATE SKIP LOCKED" if skip_locked else ""
+    ready = order.ready_sql("d")
+    pending = (
+        f"SELECT id, next_attempt FROM {table} d WHERE status = %s "
+        f"AND (next_attempt IS NULL OR next_attempt <= %s) AND {ready} "
+        f"ORDER BY next_attempt LIMIT %s{lock}"
+    )
+    lapsed = (
+        f"SELECT id, next_attempt FROM {table} d WHERE status = %s AND claimed_until < %s "
+        f"AND {ready} ORDER BY next_attempt LIMIT %s{lock}"
+    )
     return (
-        f"WITH due AS MATERIALIZED (SELECT id FROM {table} d "
-        "WHERE ((status = %s AND (next_attempt IS NULL OR next_attempt <= %s)) "
-        f"OR (status = %s AND claimed_until < %s)) AND {order.ready_sql('d')} "
-        f"ORDER BY next_attempt LIMIT %s{lock}) "
+        f"WITH pending AS MATERIALIZED ({pending}), lapsed AS MATERIALIZED ({lapsed}), "
+        "due AS MATERIALIZED (SELECT id FROM (SELECT id, next_attempt FROM pending "
+        "UNION ALL SELECT id, next_attempt FROM lapsed) x ORDER BY next_attempt LIMIT %s) "
         f"UPDATE {table} SET status = %s, claimed_until = %s "
         "WHERE id IN (SELECT id FROM due) RETURNING id"
     )
@@ -298,11 +324,18 @@ class Pipeline:
 
         Recording and claiming share one transaction: one commit (one disk
         flush on PostgreSQL) per step, not two. `more` says the claim took all
-        it had room for, so more may be due than this loop can take."""
+        it had room for, so more may be due than this loop can take.
+
+        Sends first (6. above): while more is due, a step claims without
+        recording, until RECORD_AT_MOST outcomes wait or the backlog is
+        drained; then they are recorded at once, in a transaction of their own."""
         self.collect()
         room = 0 if self.full() else self.room()
-        ids, lease, claimed = self.write(self.record_and_claim, room)
+        record = not (room and self.more and len(self.unrecorded) < RECORD_AT_MOST)
+        ids, lease, claimed = self.write(self.record_and_claim, room, record, record=record)
         self.more = bool(room) and len(ids) >= room  # more: a pixel's batch claimed on
+        if not record and not self.more:
+            self.record()  # drained: what was sent is recorded now, not on the next wake
         if ids:
             deliveries = load(ids)
             for d in deliveries:
@@ -310,9 +343,10 @@ class Pipeline:
             self.start(deliveries, claimed)
         return len(ids)
 
-    def record_and_claim(self, room):
+    def record_and_claim(self, room, record=True):
         """One run of step's transaction: ([claimed ids], their claimed_until, monotonic then)."""
-        self.write_outcomes()
+        if record:
+            self.write_outcomes()
         at, claimed = attempts.now(), time.monotonic()
         ids = claim(room, at) if room else []
         ids += pixel_batch.claim_more(ids, at)  # the rest of a pixel's batch
@@ -385,13 +419,14 @@ class Pipeline:
         if self.unrecorded:
             self.write(self.write_outcomes)
 
-    def write(self, work, *args):
+    def write(self, work, *args, record=True):
         """work(*args) in a transaction of its own. With outcomes to record, a
         send that happened must not go unrecorded (it would be sent again once
         its claim lapsed): the write is run again on a lost connection or a
         locked database too, until the last of their claims lapses. Outcomes
-        stay until their write commits; those whose claim lapsed are given up."""
-        if not self.unrecorded:
+        stay until their write commits; those whose claim lapsed are given up.
+        `record`: whether `work` records them (a step that claims first does not)."""
+        if not (record and self.unrecorded):
             return retried(work, *args)
         until = attempts.lease_end([d.lease for d, *_ in self.unrecorded])
         try:
