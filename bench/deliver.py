@@ -268,7 +268,6 @@ class GraphStandIn:
 
     def __init__(self):
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-        from urllib.parse import parse_qs
 
         box = self
         self.lock = threading.Lock()
@@ -279,7 +278,7 @@ class GraphStandIn:
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                events = json.loads(parse_qs(body.decode())["data"][0])
+                events = json.loads(form_data(body)["data"])
                 box.got([e["event_id"] for e in events])
                 answer = json.dumps({"events_received": len(events), "messages": []}).encode()
                 self.send_response(200)
@@ -317,6 +316,18 @@ class GraphStandIn:
                 raise RuntimeError(f"only {len(self.ids)} of {count} pixel events arrived")
             run.check_alive()
             time.sleep(0.01)
+
+
+def form_data(body):
+    """{name: value} of a multipart/form-data body of text fields (the pixel's)."""
+    text = body.decode()
+    boundary = text.split("\r\n", 1)[0]
+    fields = {}
+    for part in text.split(boundary)[1:-1]:
+        head, _, value = part.partition("\r\n\r\n")
+        name = head.split('name="', 1)[1].split('"', 1)[0]
+        fields[name] = value.removesuffix("\r\n")
+    return fields
 
 
 def db_sessions():

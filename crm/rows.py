@@ -8,9 +8,11 @@ cost more CPU than the query. A Reader does that once per model and thread
 (converters belong to the thread's connection).
 """
 
+import datetime
 import functools
 import threading
 
+from django.conf import settings
 from django.db import connection
 from django.db.models.base import ModelState
 from django.db.models.signals import post_init, pre_init
@@ -65,6 +67,22 @@ def _chosen(model, fields):
     return [f for f in model._meta.concrete_fields if not fields or f.name in wanted]
 
 
+def _utc_text_times():
+    """Whether the connection stores datetimes as SQLite does: the text of a naive UTC time."""
+    return connection.vendor == "sqlite" and settings.USE_TZ and connection.timezone_name == "UTC"
+
+
+def _utc_datetime(value, expression, connection):
+    """What Django's SQLite converter makes of a stored datetime (aware, in
+    UTC), in a fifth of its time: no setting read per value, no regex. A
+    pixel's batch reads four thousand of them."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime.datetime):  # the text, where sqlite3 did not parse it
+        value = datetime.datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
+
+
 class Reader:
     def __init__(self, model, fields):
         chosen = _chosen(model, fields)
@@ -73,6 +91,10 @@ class Reader:
         self.converters = self.compiler.get_converters(
             [f.get_col(model._meta.db_table) for f in chosen]
         )
+        if _utc_text_times():
+            for i, f in enumerate(chosen):
+                if i in self.converters and f.get_internal_type() == "DateTimeField":
+                    self.converters[i] = ([_utc_datetime], self.converters[i][1])
 
     def models(self, rows):
         if self.converters:

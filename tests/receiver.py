@@ -6,10 +6,12 @@ every request to a path wait.
 """
 
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
 
 import pytest
 
@@ -22,6 +24,20 @@ class Received:
     body: bytes
     at: float
     client_port: int = 0
+
+
+def form_fields(body):
+    """{name: [values]} of a form body, urlencoded or multipart (as parse_qs gives them)."""
+    text = body.decode() if isinstance(body, bytes) else body
+    if not text.startswith("--"):
+        return parse_qs(text)
+    boundary = text.split("\r\n", 1)[0]
+    fields = {}
+    for part in text.split(boundary)[1:-1]:
+        head, _, value = part.partition("\r\n\r\n")
+        name = re.search(r'name="([^"]*)"', head).group(1)
+        fields.setdefault(name, []).append(value.removesuffix("\r\n"))
+    return fields
 
 
 @dataclass

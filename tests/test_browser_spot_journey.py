@@ -9,13 +9,12 @@ Screenshots go to $SCREENSHOT_DIR when set."""
 import json
 import os
 from pathlib import Path
-from urllib.parse import parse_qs
 
 import pytest
 import requests
 
 from crm.models import Client
-from tests.receiver import drain
+from tests.receiver import drain, form_fields
 from tracker.models import Spot
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("outgoing")]
@@ -100,6 +99,6 @@ def test_a_team_lead_sets_up_a_spot_and_a_deposit_reaches_the_facebook_pixel(
     drain()
     sent = [r for r in receiver.wait_for(1) if r.path == "/v18.0/4242/events"]
     # The lead and the deposit may go in one request: the Conversions API takes a batch.
-    events = [e for r in sent for e in json.loads(parse_qs(r.body.decode())["data"][0])]
+    events = [e for r in sent for e in json.loads(form_fields(r.body)["data"][0])]
     names = [e["event_name"] for e in events]
     assert "Purchase" in names, names

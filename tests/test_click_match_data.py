@@ -4,14 +4,13 @@ seed 001's macro names paste and send as written (issue 10, points 4 and 5)."""
 
 import hashlib
 import json
-from urllib.parse import parse_qs
 
 import pytest
 
 from crm.models import Client
 from postbacks.delivery.fanout import accept
 from postbacks.models import OutgoingPostback
-from tests.receiver import drain
+from tests.receiver import drain, form_fields
 from tracker.models import Pixel
 
 pytestmark = pytest.mark.usefixtures("outgoing")
@@ -71,7 +70,7 @@ def test_a_click_stores_the_browser_its_ad_click_ids_and_cookies(client, network
 def test_facebook_gets_full_user_data_and_the_page(client, networks, settings, spot):
     lead = click(client, "fbclid=F1", settings)
     got = pixel_request(spot, lead, networks, "facebook")
-    [event] = json.loads(parse_qs(got.body.decode())["data"][0])
+    [event] = json.loads(form_fields(got.body)["data"][0])
     assert event["user_data"] == {
         "external_id": hashlib.sha256(lead.click_id.encode()).hexdigest(),
         "client_ip_address": "198.51.100.7",
@@ -85,7 +84,7 @@ def test_facebook_gets_full_user_data_and_the_page(client, networks, settings, s
 def test_a_lead_with_nothing_known_sends_only_what_is_known(networks, spot):
     lead = Client.objects.create(spot=spot, advert_pixel="px")
     got = pixel_request(spot, lead, networks, "facebook")
-    [event] = json.loads(parse_qs(got.body.decode())["data"][0])
+    [event] = json.loads(form_fields(got.body)["data"][0])
     assert set(event["user_data"]) == {"external_id"}
     assert event["event_source_url"] == spot.target_url  # the spot's own page
 
@@ -169,7 +168,7 @@ def test_seed_001s_facebook_example_pastes_and_sends_as_written(
     drain()
     [got] = networks.wait_for(1)
     assert got.path == "/v18.0/PIXEL/events"
-    [event] = json.loads(parse_qs(got.body.decode())["data"][0])
+    [event] = json.loads(form_fields(got.body)["data"][0])
     assert event["user_data"]["external_id"] == str(lead.pk)
     assert event["user_data"]["client_ip_address"] == "198.51.100.7"
     assert event["user_data"]["client_user_agent"] == UA

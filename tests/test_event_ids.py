@@ -2,14 +2,13 @@
 pixels, the same on retries and resends (issue 28, point 4)."""
 
 import json
-from urllib.parse import parse_qs
 
 import pytest
 
 from postbacks.delivery import attempts
 from postbacks.delivery.fanout import accept
 from postbacks.models import Delivery, OutgoingPostback
-from tests.receiver import drain
+from tests.receiver import drain, form_fields
 from tracker.models import Pixel
 
 pytestmark = pytest.mark.usefixtures("outgoing")
@@ -34,7 +33,7 @@ def ids_sent(receiver):
     got = {}
     for request in receiver.requests:
         if request.path.startswith("/v18.0/"):
-            [event] = json.loads(parse_qs(request.body.decode())["data"][0])
+            [event] = json.loads(form_fields(request.body)["data"][0])
             got.setdefault("facebook", []).append(event["event_id"])
         elif request.path.startswith("/open_api/"):
             got.setdefault("tiktok", []).append(json.loads(request.body)["data"][0]["event_id"])
@@ -75,5 +74,5 @@ def test_the_id_is_the_same_on_retries_and_resends(lead, networks):
     bodies += list(pixel.attempt_log.values_list("request_body", flat=True))[len(bodies) :]
     assert len(bodies) >= 2
     for body in bodies:
-        [event] = json.loads(parse_qs(body)["data"][0])
+        [event] = json.loads(form_fields(body)["data"][0])
         assert event["event_id"] == f"{conversion.pk}-0"

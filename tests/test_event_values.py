@@ -6,7 +6,6 @@ import datetime
 import json
 import time
 from decimal import Decimal
-from urllib.parse import parse_qs
 
 import pytest
 
@@ -14,7 +13,7 @@ from crm.models import Conversion
 from postbacks.delivery.fanout import accept
 from postbacks.models import Delivery, OutgoingPostback
 from tests.applying import applying_receiver  # noqa: F401 - the `applying` fixture
-from tests.receiver import drain
+from tests.receiver import drain, form_fields
 from tracker.models import Pixel
 
 pytestmark = pytest.mark.usefixtures("outgoing")
@@ -67,7 +66,7 @@ def test_a_pixel_reports_the_event_as_it_happened(spot, lead, receiver, settings
     )
     drain()
     [request] = receiver.wait_for(1)
-    [event] = json.loads(parse_qs(request.body.decode())["data"][0])
+    [event] = json.loads(form_fields(request.body)["data"][0])
     assert event["custom_data"] == {"value": 70.0, "currency": "USD"}
     assert event["event_time"] == int(made.event_time.timestamp())
 

@@ -2,14 +2,13 @@
 that pick the spot's "New lead" goal, and to nothing else (issue 10, point 1)."""
 
 import json
-from urllib.parse import parse_qs
 
 import pytest
 from django.core.management import call_command
 
 from crm.models import Client, Conversion
 from postbacks.models import Delivery, OutgoingPostback
-from tests.receiver import drain
+from tests.receiver import drain, form_fields
 from tracker.models import Pixel
 
 pytestmark = pytest.mark.usefixtures("outgoing")
@@ -40,7 +39,7 @@ def received(receiver, n):
     out = {}
     for r in got:
         if r.path.startswith("/v18.0/"):
-            [event] = json.loads(parse_qs(r.body.decode())["data"][0])
+            [event] = json.loads(form_fields(r.body)["data"][0])
             out["pixel"] = event["event_name"]
             out["user_data"] = sorted(event["user_data"])
         else:

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from postbacks.delivery.fanout import accept
-from tests.receiver import drain
+from tests.receiver import drain, form_fields
 from tracker.models import Pixel
 
 pytestmark = pytest.mark.usefixtures("outgoing")
@@ -35,7 +35,7 @@ def test_facebook_gets_a_conversions_api_event(spot, lead, networks):
     d = deposit(spot, lead, "facebook", "Purchase", pixel_id="123", access_token="TOK")
     [got] = networks.wait_for(1)
     assert got.method == "POST" and got.path == "/v18.0/123/events"
-    form = parse_qs(got.body.decode())
+    form = form_fields(got.body)
     assert form["access_token"] == ["TOK"]
     [event] = json.loads(form["data"][0])
     assert event["event_name"] == "Purchase" and event["action_source"] == "website"

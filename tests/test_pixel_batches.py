@@ -6,7 +6,7 @@ and the network's answer mapped back onto each event."""
 import datetime
 import json
 import re
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 from django.utils import timezone
@@ -14,7 +14,7 @@ from django.utils import timezone
 from crm.models import Client, Conversion
 from postbacks.delivery import batch
 from postbacks.models import Delivery, DeliveryAttempt
-from tests.receiver import drain
+from tests.receiver import drain, form_fields
 from tracker.models import Pixel
 
 pytestmark = pytest.mark.usefixtures("outgoing")
@@ -59,7 +59,7 @@ def pixel_of(spot, network):
 
 
 def facebook_events(request):
-    return json.loads(parse_qs(request.body.decode())["data"][0])
+    return json.loads(form_fields(request.body)["data"][0])
 
 
 def test_2500_facebook_events_reach_the_graph_api_in_3_requests(spot, networks):
@@ -198,9 +198,12 @@ def test_one_due_event_is_sent_as_before(spot, networks):
     [request] = networks.requests
     assert request.headers["X-Delivery-Id"] == str(d.pk)
     attempt = DeliveryAttempt.objects.get(delivery=d)
-    assert attempt.request_body.startswith("access_token=") and "TOKEN1" not in (
-        attempt.request_body
-    )
+    # The whole request, its token masked, its event as it went.
+    assert "TOKEN1" not in attempt.request_body
+    fields = form_fields(attempt.request_body)
+    assert fields["access_token"] != ["TOKEN1"]
+    [event] = json.loads(fields["data"][0])
+    assert event["event_id"] == (d.event_id or str(d.pk))
 
 
 def test_the_rest_of_a_batch_keeps_each_conversion_in_order(spot, networks, settings):

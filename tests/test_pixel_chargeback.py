@@ -5,14 +5,13 @@ chargeback of a deposit does not reach Facebook as another Purchase, even with
 import json
 import re
 from decimal import Decimal
-from urllib.parse import parse_qs
 
 import pytest
 from django.utils import timezone
 
 from crm.models import Conversion
 from postbacks.models import Delivery
-from tests.receiver import drain
+from tests.receiver import drain, form_fields
 from tracker.admin import PixelForm
 from tracker.models import Pixel
 
@@ -50,7 +49,7 @@ def events(receiver):
     """(event name, value, currency) of each pixel request since the last look."""
     out = []
     for request in receiver.requests:
-        [event] = json.loads(parse_qs(request.body.decode())["data"][0])
+        [event] = json.loads(form_fields(request.body)["data"][0])
         out.append(
             (event["event_name"], event["custom_data"]["value"], event["custom_data"]["currency"])
         )

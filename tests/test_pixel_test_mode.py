@@ -3,7 +3,7 @@ and TikTok's test event code, GA4's validation server; real events never carry
 the test code."""
 
 import json
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 from django.urls import reverse
@@ -11,7 +11,7 @@ from django.urls import reverse
 from crm.models import Client
 from postbacks.delivery.fanout import accept
 from postbacks.models import DeliveryAttempt
-from tests.receiver import drain
+from tests.receiver import drain, form_fields
 from tracker.models import Pixel
 
 pytestmark = pytest.mark.usefixtures("outgoing")
@@ -44,7 +44,7 @@ def test_facebook_test_send_carries_the_test_event_code(admin_client, spot, netw
     pixel = pixel_of(spot, "facebook", test_event_code="TEST123")
     answer = send_test(admin_client, pixel)
     [got] = networks.requests
-    form = parse_qs(got.body.decode())
+    form = form_fields(got.body)
     assert form["test_event_code"] == ["TEST123"]
     [entry] = json.loads(form["data"][0])
     assert entry["event_name"] == "purchase" and entry["event_id"].startswith("test-")
@@ -80,7 +80,7 @@ def test_real_events_never_carry_the_test_code(spot, lead, networks):
     accept(lead, "dep", amount=5, currency="USD", tid="real")
     drain()
     [got] = networks.requests
-    assert "test_event_code" not in parse_qs(got.body.decode())
+    assert "test_event_code" not in form_fields(got.body)
 
 
 def test_metrica_has_no_test_send(admin_client, spot, networks):
@@ -105,5 +105,5 @@ def test_a_test_send_can_use_a_real_conversion(admin_client, spot, networks):
     url = reverse("admin:tracker_pixel_test", args=[pixel.pk])
     admin_client.post(url, {"conversion": conversion.pk})
     got = networks.requests[-1]
-    [entry] = json.loads(parse_qs(got.body.decode())["data"][0])
+    [entry] = json.loads(form_fields(got.body)["data"][0])
     assert entry["custom_data"]["value"] == 42.0

@@ -10,7 +10,7 @@ import pytest
 
 from postbacks.delivery.fanout import accept
 from postbacks.models import OutgoingPostback
-from tests.receiver import drain
+from tests.receiver import drain, form_fields
 from tracker import shaping
 from tracker.models import Pixel
 
@@ -74,7 +74,7 @@ def test_a_pixel_is_told_the_shared_value(spot, lead, receiver, settings):
     values = {}
     for request in receiver.requests:
         if request.path.startswith("/v18.0/"):
-            [event] = json.loads(parse_qs(request.body.decode())["data"][0])
+            [event] = json.loads(form_fields(request.body)["data"][0])
             values["facebook"] = event["custom_data"]["value"]
         else:
             values["tiktok"] = json.loads(request.body)["data"][0]["properties"]["value"]

@@ -9,7 +9,7 @@ import pytest
 
 from postbacks.delivery.fanout import FOLLOWS_SHARE, accept
 from postbacks.models import Delivery, OutgoingPostback
-from tests.receiver import drain
+from tests.receiver import drain, form_fields
 from tracker.models import Pixel
 
 pytestmark = pytest.mark.usefixtures("outgoing")
@@ -89,7 +89,7 @@ def test_a_pixel_sends_its_share(spot, lead, receiver, settings):
     drain()
     values = []
     for request in receiver.requests:
-        for event in json.loads(parse_qs(request.body.decode())["data"][0]):
+        for event in json.loads(form_fields(request.body)["data"][0]):
             values.append(event["custom_data"]["value"])
     assert sorted(values) == [10.0, 12.0]
     reasons = Delivery.objects.filter(pixel=pixel, status=Delivery.SKIPPED)

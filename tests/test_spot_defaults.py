@@ -6,14 +6,13 @@ shows no postback URL before the spot has one."""
 import importlib
 import json
 import re
-from urllib.parse import parse_qs
 
 import pytest
 from django.apps import apps
 from django.urls import reverse
 
 from crm.models import Message
-from tests.receiver import drain
+from tests.receiver import drain, form_fields
 from tests.test_admin import spot_form
 from tracker.models import Goal, Pixel, Spot
 
@@ -76,7 +75,7 @@ def test_a_deposit_reaches_a_facebook_pixel_as_purchase(client, spot, lead, grap
     assert answer.status_code == 200, answer.content
     drain()
     [got] = [r for r in graph_api.wait_for(1) if r.path == "/v18.0/555/events"]
-    [event] = json.loads(parse_qs(got.body.decode())["data"][0])
+    [event] = json.loads(form_fields(got.body)["data"][0])
     assert event["event_name"] == "Purchase"
     assert event["custom_data"] == {"value": 50.0, "currency": "USD"}
     message = Message.objects.get(client=lead, kind=Message.SYSTEM)

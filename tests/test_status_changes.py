@@ -10,7 +10,7 @@ import pytest
 
 from crm.models import Message
 from postbacks.models import Delivery, OutgoingPostback
-from tests.receiver import drain
+from tests.receiver import drain, form_fields
 from tracker.models import Pixel
 
 pytestmark = pytest.mark.usefixtures("outgoing")
@@ -54,7 +54,7 @@ def sent(receiver):
         elif path == "/approved":
             out.append(("approved only", parse_qs(urlsplit(request.path).query)))
         else:
-            data = json.loads(parse_qs(request.body.decode())["data"][0])
+            data = json.loads(form_fields(request.body)["data"][0])
             out.append(("pixel", data[0]["event_name"]))
     return sorted(out, key=lambda x: x[0])
 

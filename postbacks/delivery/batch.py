@@ -29,6 +29,7 @@ Design constraints (those of the wing, delivery/__init__.py, hold as well):
 import datetime
 import functools
 import logging
+import operator
 import threading
 import time
 import uuid
@@ -203,11 +204,20 @@ def _keys(field, pks):
 
 def rows_of(model, pks, fields=(), order=""):
     """The rows of `model` with these pks (only `fields` and the pk, if given), as models."""
-    pks = sorted(pk for pk in set(pks) if pk is not None)  # sorted: one statement per size
+    pks = _sorted(pk for pk in set(pks) if pk is not None)  # sorted: one statement per size
     if not pks:
         return []
     sql = _rows_sql(model, len(pks), fields, order)
     return read_rows(model, sql, in_params(model._meta.pk, pks), fields)
+
+
+def _sorted(pks):
+    """Keys in order; UUIDs by their number (comparing a thousand UUIDs runs
+    UUID.__lt__ ten thousand times)."""
+    pks = list(pks)
+    if pks and type(pks[0]) is uuid.UUID:
+        return sorted(pks, key=operator.attrgetter("int"))
+    return sorted(pks)
 
 
 def in_bulk(model, pks):

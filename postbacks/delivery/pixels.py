@@ -7,6 +7,7 @@ proxy can stand in for the network.
 import copy
 import hashlib
 import json
+import uuid
 from urllib.parse import quote, urlencode
 
 from django.conf import settings
@@ -102,30 +103,31 @@ def facebook_event(pixel, conversion, event, delivery_id):
     return entry
 
 
-# What quote(text, safe='') gives for each ASCII character, as one table: a
-# batch's `data` is ASCII JSON of up to 1,000 events, and quote() walking it
-# character by character cost more than building the events.
-_QUOTED = {c: quote(chr(c), safe="") for c in range(128)}
-
-
-def _form_quote(text):
-    return text.translate(_QUOTED) if text.isascii() else quote(text, safe="")
+def form_data(fields, boundary):
+    """A multipart/form-data body of text fields, as `curl -F` sends them."""
+    parts = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+        for name, value in fields.items()
+    )
+    return "".join(parts) + f"--{boundary}--\r\n"
 
 
 def facebook_request(pixel, texts, test=False):
-    """Conversions API, as 001's server pixel: form body with access_token and
-    data, the JSON texts of its entries (up to 1,000 in one request). The
-    pixel's test event code only on a test send: Meta shows such events in
-    Test Events and nowhere else."""
+    """Conversions API, as Meta's own example sends it (curl -F): a form with
+    access_token and data, the JSON texts of its entries (up to 1,000 in one
+    request). Multipart, so the JSON goes as it is: percent-escaping a
+    thousand events cost a tenth of building their batch, and the body stays
+    readable in the log. The pixel's test event code only on a test send:
+    Meta shows such events in Test Events and nowhere else."""
     fields = {"access_token": pixel.access_token, "data": f"[{', '.join(texts)}]"}
     if test and pixel.test_event_code:
         fields["test_event_code"] = pixel.test_event_code
-    body = "&".join(f"{k}={_form_quote(v)}" for k, v in fields.items())
+    boundary = f"----capi{uuid.uuid4().hex}"  # no event holds it
     return Request(
         method="POST",
         url=f"{_base('facebook')}/v18.0/{quote(pixel.pixel_id, safe='')}/events",
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-        body=body.encode(),
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        body=form_data(fields, boundary).encode(),
         secrets=[pixel.access_token],
     )
 
