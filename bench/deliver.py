@@ -51,7 +51,8 @@ Between measurements it waits until every delivery is recorded as
 delivered, so the next one does not share the machine with their records.
 
 Pixels (issue 28): `--pixels` N (10,000) Facebook events, pending and due
-now for one pixel, sent to a local stand-in of the Graph API's /events edge
+now for one pixel (in PostgreSQL mode with 1 worker, the target's row, and
+again with 2), sent to a local stand-in of the Graph API's /events edge
 (a thread of the bench process that counts the distinct event_id it got
 and its requests, and answers as Meta does, {"events_received": n}). Timed
 as the others, from the commit to the last event at the stand-in, as events
@@ -635,6 +636,7 @@ def report(args, results, threads, load_before, load_after):
         "ratio_2": ratios.get("2 workers"),
         "scaling": scaling,
         "pixels": ratios.get("pixels"),
+        "pixels_2": ratios.get("pixels, 2 workers"),
         "pixel_requests": requests,
         "attempts": attempts,
     }
@@ -653,7 +655,9 @@ def summary(results):
                 if r["scaling"] is None
                 else f"{r['scaling']:.2f} ({met(r['scaling'] >= TARGET_SCALING)})",
                 f"{r['pixels']:.2f} ({met(r['pixels'] >= TARGET_PIXELS)}), "
-                f"{r['pixel_requests']} requests, attempts {'all' if r['attempts'] else 'MISSING'}",
+                + ("" if r.get("pixels_2") is None else f"2 workers {r['pixels_2']:.2f}, ")
+                + f"{r['pixel_requests']} requests, "
+                + f"attempts {'all' if r['attempts'] else 'MISSING'}",
             ]
         )
     common.table(
