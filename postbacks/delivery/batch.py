@@ -344,13 +344,13 @@ class Pipeline:
         record = not (room and self.more and len(self.unrecorded) < RECORD_AT_MOST)
         ids, lease, claimed = self.write(self.record_and_claim, room, record, record=record)
         self.more = bool(room) and len(ids) >= room  # more: a pixel's batch claimed on
-        if not record and not self.more:
-            self.record()  # drained: what was sent is recorded now, not on the next wake
         if ids:
             deliveries = load(ids)
             for d in deliveries:
                 d.lease = lease  # its claimed_until: its outcome is written only while it holds
             self.start(deliveries, claimed)
+        if not record and not self.more:
+            self.record()  # drained: what was sent is recorded now, not on the next wake
         return len(ids)
 
     def record_and_claim(self, room, record=True):
