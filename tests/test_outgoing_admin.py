@@ -56,6 +56,16 @@ def test_a_delivery_page_shows_every_attempt_with_request_and_response(
     assert text.count("GET http://127.0.0.1") == 2
 
 
+def test_a_delivery_page_shows_its_amounts_as_money(admin_client, postback, lead):
+    _, _, [d] = accept(lead, "dep", amount="25")
+    page = admin_client.get(reverse("admin:postbacks_delivery_change", args=[d.pk]))
+    text = page.content.decode()
+    assert "25.00 USD" in text and "25.00000000" not in text
+    # In its place among the event's values, once.
+    assert text.index("Event status") < text.index("Event amount") < text.index("Event currency")
+    assert text.count("Event amount") == 1
+
+
 def test_the_delivery_log_filters_by_status_and_postback(admin_client, postback, lead):
     accept(lead, "reg")
     url = reverse("admin:postbacks_delivery_changelist")

@@ -11,6 +11,7 @@ from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
 
+from crm.values import money_text
 from crm.visibility import VisibleRowsMixin
 from postbacks.delivery import attempts, failing
 from postbacks.models import Delivery, DeliveryAttempt
@@ -150,6 +151,23 @@ class DeliveryAdmin(VisibleRowsMixin, ReadOnlyAdmin):
     actions = ["resend_selected", "drop_held"]
     change_list_template = "admin/postbacks/delivery_change_list.html"
     date_hierarchy = "created"
+
+    # The event's amounts as money (25.00 USD), in their places on the page,
+    # not as stored (25.00000000).
+    AMOUNTS = {"event_amount": "event_sum", "previous_amount": "previous_sum"}
+    readonly_fields = list(AMOUNTS.values())
+
+    def get_fields(self, request, obj=None):
+        shown = [self.AMOUNTS.get(name, name) for name in super().get_fields(request, obj)]
+        return list(dict.fromkeys(shown))
+
+    @admin.display(description="Event amount")
+    def event_sum(self, obj):
+        return money_text(obj.event_amount, obj.event_currency) or "-"
+
+    @admin.display(description="Previous amount")
+    def previous_sum(self, obj):
+        return money_text(obj.previous_amount, obj.event_currency) or "-"
 
     def changelist_view(self, request, extra_context=None):
         held = self.get_queryset(request).filter(status=Delivery.HELD).count()
