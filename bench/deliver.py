@@ -279,7 +279,7 @@ class GraphStandIn:
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                events = json.loads(form_data(body)["data"])
+                events = json.loads(multipart_fields(body)["data"])
                 box.got([e["event_id"] for e in events])
                 answer = json.dumps({"events_received": len(events), "messages": []}).encode()
                 self.send_response(200)
@@ -319,8 +319,9 @@ class GraphStandIn:
             time.sleep(0.01)
 
 
-def form_data(body):
-    """{name: value} of a multipart/form-data body of text fields (the pixel's)."""
+def multipart_fields(body):
+    """{name: value} of a multipart/form-data body of text fields (the pixel's):
+    the reading of what postbacks.delivery.pixels.form_data writes."""
     text = body.decode()
     boundary = text.split("\r\n", 1)[0]
     fields = {}

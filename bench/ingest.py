@@ -181,8 +181,7 @@ def measure_mode(args):
         paced = posts["ingest"].paced(rate, args.paced_seconds, args.paced_callers)
         run.check_alive()
         if "held" in posts:  # the same, the workers stopped meanwhile: the web's own p99
-            held = posts["held"]
-            paced["held"] = held.paced(rate, args.paced_seconds, args.paced_callers)
+            paced["held"] = posts["held"].paced(rate, args.paced_seconds, args.paced_callers)
             run.check_alive()
         burst = run_burst(base, posts["ingest"], receiver, args) if args.burst else None
         run.check_alive()
@@ -541,7 +540,7 @@ def report(args, title, results, posts, paced, burst, problems, load_before, loa
                 f"{args.paced_callers} callers, open loop",
                 f"{paced['p99']:.1f} ms",
                 f"< {TARGET_PACED_P99_MS} ms",
-                met(paced["p99"] < TARGET_PACED_P99_MS and not paced["errors"]),
+                met(paced_ok(paced)),
                 26,
             ],
             *(
@@ -550,7 +549,7 @@ def report(args, title, results, posts, paced, burst, problems, load_before, loa
                         "the same, the workers stopped meanwhile",
                         f"{paced['held']['p99']:.1f} ms",
                         f"< {TARGET_PACED_P99_MS} ms",
-                        met(paced["held"]["p99"] < TARGET_PACED_P99_MS),
+                        met(paced_ok(paced["held"])),
                         26,
                     ]
                 ]
@@ -598,6 +597,11 @@ def report(args, title, results, posts, paced, burst, problems, load_before, loa
         "burst_held": burst[1],
         "problems": problems,
     }
+
+
+def paced_ok(paced):
+    """A paced run meets issue 26: its p99 under the target and every request answered."""
+    return paced["p99"] < TARGET_PACED_P99_MS and not paced["errors"]
 
 
 def print_burst(b):
@@ -660,7 +664,7 @@ def summary(results):
                 f"{r['to_one_query']:.2f} ({met(r['to_one_query'] >= TARGET_QUERY)})",
                 held_cell(r["held_to_one_write"]),
                 f"{r['ingest_rps']:.0f} / {r['after_rps']:.0f}",
-                f"{r['paced']['p99']:.1f} ({met(r['paced']['p99'] < TARGET_PACED_P99_MS)})"
+                f"{r['paced']['p99']:.1f} ({met(paced_ok(r['paced']))})"
                 + (f"; stopped {r['paced']['held']['p99']:.1f}" if "held" in r["paced"] else ""),
                 burst,
                 len(r["problems"]),
