@@ -29,6 +29,7 @@ def columns_of(model, fields=(), alias=""):
 def read_rows(model, sql, params, fields=()):
     """The rows of `sql`, which selects columns_of(model, fields), as instances of `model`."""
     with connection.cursor() as cursor:
+        _c_times(cursor)
         cursor.execute(sql, params)
         return _reader(model, fields).models(cursor.fetchall())
 
@@ -81,6 +82,31 @@ def _utc_datetime(value, expression, connection):
     if not isinstance(value, datetime.datetime):  # the text, where sqlite3 did not parse it
         value = datetime.datetime.fromisoformat(value)
     return value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
+
+
+def _c_times(cursor):
+    """On PostgreSQL in UTC, psycopg's own (C) loader of timestamptz for this
+    cursor: it makes what Django's makes (an aware datetime in UTC, the
+    connection's time zone) in a tenth of the time, and a pixel's batch reads
+    three thousand of them. Django's is a Python subclass, kept elsewhere as it
+    knows other time zones."""
+    if connection.vendor == "postgresql" and connection.timezone_name == "UTC":
+        cursor.cursor.adapters.register_loader(_timestamptz_oid(), _c_timestamptz())
+
+
+@functools.cache
+def _timestamptz_oid():
+    from psycopg.postgres import types
+
+    return types["timestamptz"].oid
+
+
+@functools.cache
+def _c_timestamptz():
+    import psycopg
+    from psycopg.pq import Format
+
+    return psycopg.adapters.get_loader(_timestamptz_oid(), Format.TEXT)
 
 
 class Reader:

@@ -286,16 +286,25 @@ class Delivery(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     conversion = models.ForeignKey(Conversion, on_delete=models.CASCADE, related_name="deliveries")
-    spot = models.ForeignKey(Spot, on_delete=models.CASCADE, related_name="deliveries")
+    # The keys below are indexed in Meta.indexes, not each on its own (db_index).
+    spot = models.ForeignKey(
+        Spot, on_delete=models.CASCADE, related_name="deliveries", db_index=False
+    )
     postback = models.ForeignKey(
         OutgoingPostback,
         on_delete=models.SET_NULL,
         null=True,
         blank=True,
         related_name="deliveries",
+        db_index=False,
     )
     pixel = models.ForeignKey(
-        Pixel, on_delete=models.SET_NULL, null=True, blank=True, related_name="deliveries"
+        Pixel,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="deliveries",
+        db_index=False,
     )
     external_goal = models.ForeignKey(
         Goal,
@@ -303,6 +312,7 @@ class Delivery(models.Model):
         null=True,
         blank=True,
         related_name="external_deliveries",
+        db_index=False,
         help_text="Set when this is the goal's external postback.",
     )
     status = models.CharField(max_length=10, choices=STATUSES, default=PENDING)
@@ -348,7 +358,20 @@ class Delivery(models.Model):
         indexes = [
             # The sweep: pending deliveries that are due.
             models.Index(fields=["status", "next_attempt"], name="delivery_due"),
+            # Also the spot's own key index (its first column).
             models.Index(fields=["spot", "created"], name="delivery_spot_created"),
+            # A delivery has one target: each target's key is indexed where
+            # set. Every claim and outcome rewrites a delivery's index entries
+            # (its status is in delivery_due); an entry of a key that is empty
+            # was a third of that work for nothing.
+            *(
+                models.Index(
+                    fields=[name],
+                    name=f"delivery_{name}",
+                    condition=models.Q(**{f"{name}__isnull": False}),
+                )
+                for name in ("postback", "pixel", "external_goal")
+            ),
         ]
 
     def __str__(self):
@@ -380,6 +403,7 @@ class DeliveryAttempt(models.Model):
         blank=True,
         related_name="test_attempts",
         help_text="Set on test sends.",
+        db_index=False,  # attempt_postback_created
     )
     number = models.PositiveIntegerField()
     test = models.BooleanField(default=False, help_text="A test send from the admin.")
@@ -396,14 +420,29 @@ class DeliveryAttempt(models.Model):
     success = models.BooleanField(default=False)
     created = models.DateTimeField(auto_now_add=True)
     sent_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        db_index=False,  # attempt_sent_by
     )
 
     class Meta:
         ordering = ["delivery", "number"]
         indexes = [
             # The test sends of one postback, newest first, in its admin page.
-            models.Index(fields=["postback", "created"], name="attempt_postback_created"),
+            # Only test sends have either key: a delivery's attempts (thousands
+            # a minute) add no entry to them.
+            models.Index(
+                fields=["postback", "created"],
+                name="attempt_postback_created",
+                condition=models.Q(postback__isnull=False),
+            ),
+            models.Index(
+                fields=["sent_by"],
+                name="attempt_sent_by",
+                condition=models.Q(sent_by__isnull=False),
+            ),
             # The Status page's last hour and the retention purge, by time.
             models.Index(fields=["created"], name="attempt_created"),
         ]

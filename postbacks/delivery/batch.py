@@ -125,6 +125,8 @@ LOADED = (
     "event_id",  # pixels send it: read with the rest, not once per delivery
     "throttled",
     "retry_until",
+    "last_http_status",  # these two: whether it was ever tried (tried)
+    "last_error",
 )
 
 
@@ -138,7 +140,7 @@ def load(ids):
     two deliveries, and the ORM's compiling of these nine queries cost a
     loop more CPU than the sends."""
     rows = list(rows_of(Delivery, ids, LOADED, order="next_attempt"))
-    counts = attempt_counts(ids)
+    counts = attempt_counts([d.pk for d in rows if tried(d)])
     by_pk = in_bulk(Conversion, {d.conversion_id for d in rows})
     clients = in_bulk(Client, {c.client_id for c in by_pk.values()})
     spots = in_bulk(Spot, {c.spot_id for c in clients.values()})
@@ -225,8 +227,18 @@ def in_bulk(model, pks):
     return {obj.pk: obj for obj in rows_of(model, pks)}
 
 
+def tried(d):
+    """Whether the delivery may have attempts logged. One never tried has none:
+    no attempt counted, none throttled, no answer or error kept (a resend
+    starts the count anew but keeps the last answer and error). Most of a
+    backlog is first sends, whose counting was a tenth of loading a batch."""
+    return bool(d.attempts or d.throttled or d.last_http_status is not None or d.last_error)
+
+
 def attempt_counts(ids):
     """{delivery id: attempts logged}."""
+    if not ids:
+        return {}
     field = DeliveryAttempt._meta.get_field("delivery")
     q = connection.ops.quote_name
     sql = (
@@ -505,7 +517,7 @@ class Pipeline:
         at = connection.ops.adapt_datetimefield_value(attempts.now())
         with connection.cursor() as cursor:
             for status, ids in sorted(by_status.items()):
-                ids.sort()
+                ids = _sorted(ids)
                 params = [Delivery.SUCCESS, status, at, *in_params(Delivery._meta.pk, ids)]
                 cursor.execute(_succeeded_sql(len(ids)), params)
         deliveries = [d for d, _ in answered]

@@ -8,6 +8,7 @@ this process or a job says so (wake), or for `interval` at most: that is
 how it sees what other processes wrote without telling it.
 """
 
+import gc
 import logging
 import sys
 import threading
@@ -80,6 +81,11 @@ def run_forever(stop=None, first_wait=0.0, interval=None):
 
     stop = stop or threading.Event()
     interval = interval or settings.POSTBACKS_EMBEDDED_POLL
+    # What the process holds by now (Django, the apps, their modules) lives
+    # as long as it does: frozen, the collector's full passes no longer walk
+    # it. A loop's batches make a million objects a minute, and those passes
+    # walked the process's 180,000 each time: up to a tenth of a busy loop's CPU.
+    gc.freeze()
     if first_wait:
         _wake.wait(first_wait)
         _wake.clear()
