@@ -67,21 +67,50 @@ def retried_warnings(caplog):
     return [r for r in caplog.records if r.name == "tracker.retry"]
 
 
-@pytest.mark.skipif(
-    connection.vendor != "postgresql",
-    reason="pg_terminate_backend and LOCK TABLE are PostgreSQL's; the SQLite test below "
-    "meets a locked database instead",
-)
-@pytest.mark.django_db(transaction=True)
-def test_a_terminated_connection_while_outcomes_are_written_loses_nothing(
-    spot, receiver, settings, caplog
-):
+def locker_connection():
+    """A connection of its own to the test database, to lock a table with."""
     import psycopg
 
-    caplog.set_level(logging.WARNING)
-    leads = deliveries_to(receiver, spot)
-    failed = []
+    s = connection.settings_dict
+    return psycopg.connect(
+        dbname=s["NAME"], user=s["USER"], password=s["PASSWORD"] or None,
+        host=s["HOST"] or None, port=s["PORT"] or None, autocommit=False,
+    )  # fmt: skip
 
+
+def terminate_the_attempts_write(locker, caplog, ready):
+    """Once `ready`, lock the attempts table; terminate the backend that waits
+    on it to write attempts, wait until that write is run again, then release."""
+    table = DeliveryAttempt._meta.db_table
+    wait_until(ready, 10, "the sends to be in flight")
+    locker.execute(f'LOCK TABLE "{table}" IN ACCESS EXCLUSIVE MODE')
+
+    def waiting():
+        """The backend waiting on the lock to write the attempts."""
+        # pg_stat_activity is read once per transaction unless told otherwise.
+        locker.execute("SELECT pg_stat_clear_snapshot()")
+        return locker.execute(
+            "SELECT a.pid, a.query FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.relation = %s::regclass AND NOT l.granted",
+            [table],
+        ).fetchall()
+
+    wait_until(waiting, 10, "the outcome write to wait on the lock")
+    [(pid, query)] = waiting()
+    # The attempts' write (a batch's rows go in by COPY on PostgreSQL).
+    assert (
+        query.lstrip()
+        .upper()
+        .startswith((f'INSERT INTO "{table.upper()}"', f'COPY "{table.upper()}"'))
+    )
+    locker.execute("SELECT pg_terminate_backend(%s)", [pid])
+    # The write is run again on a new connection and waits on the lock anew.
+    wait_until(lambda: retried_warnings(caplog), 10, "the write to be run again")
+    time.sleep(0.3)
+    locker.rollback()  # the lock is released
+
+
+def send_due_in_a_thread(failed):
     def loop():
         try:
             batch.send_due()
@@ -92,44 +121,58 @@ def test_a_terminated_connection_while_outcomes_are_written_loses_nothing(
 
     thread = threading.Thread(target=loop, daemon=True)
     thread.start()
-    table = DeliveryAttempt._meta.db_table
-    s = connection.settings_dict
-    locker = psycopg.connect(
-        dbname=s["NAME"], user=s["USER"], password=s["PASSWORD"] or None,
-        host=s["HOST"] or None, port=s["PORT"] or None, autocommit=False,
-    )  # fmt: skip
+    return thread
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="pg_terminate_backend and LOCK TABLE are PostgreSQL's; the SQLite test below "
+    "meets a locked database instead",
+)
+@pytest.mark.django_db(transaction=True)
+def test_a_terminated_connection_while_outcomes_are_written_loses_nothing(
+    spot, receiver, settings, caplog
+):
+    caplog.set_level(logging.WARNING)
+    leads = deliveries_to(receiver, spot)
+    failed = []
+    thread = send_due_in_a_thread(failed)
+    locker = locker_connection()
     try:
-        wait_until(lambda: all_in_flight(receiver), 10, "the batch to be in flight")
-        locker.execute(f'LOCK TABLE "{table}" IN ACCESS EXCLUSIVE MODE')
-
-        def waiting():
-            """The backend of the loop, waiting on the lock to write the attempts."""
-            # pg_stat_activity is read once per transaction unless told otherwise.
-            locker.execute("SELECT pg_stat_clear_snapshot()")
-            return locker.execute(
-                "SELECT a.pid, a.query FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                "WHERE l.relation = %s::regclass AND NOT l.granted",
-                [table],
-            ).fetchall()
-
-        wait_until(waiting, 10, "the outcome write to wait on the lock")
-        [(pid, query)] = waiting()
-        # The attempts' write (a batch's rows go in by COPY on PostgreSQL).
-        assert (
-            query.lstrip()
-            .upper()
-            .startswith((f'INSERT INTO "{table.upper()}"', f'COPY "{table.upper()}"'))
-        )
-        locker.execute("SELECT pg_terminate_backend(%s)", [pid])
-        # The loop writes again on a new connection and waits on the lock anew.
-        wait_until(lambda: retried_warnings(caplog), 10, "the write to be run again")
-        time.sleep(0.3)
-        locker.rollback()  # the lock is released
+        terminate_the_attempts_write(locker, caplog, lambda: all_in_flight(receiver))
         thread.join(30)
     finally:
         locker.close()
     assert not thread.is_alive()
     assert failed == []
+    assert_each_sent_once_and_recorded(receiver, leads)
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="the recorder writes behind the loop on PostgreSQL only (batch.py, 7.)",
+)
+@pytest.mark.django_db(transaction=True)
+def test_outcomes_written_behind_a_backlog_survive_a_terminated_connection(
+    spot, receiver, settings, caplog
+):
+    caplog.set_level(logging.WARNING)
+    settings.POSTBACKS_SENDER_THREADS = 1  # two claimed a step: a backlog of three steps
+    leads = deliveries_to(receiver, spot)
+    receiver.slow_paths["/pb"] = 0.1
+    failed = []
+    thread = send_due_in_a_thread(failed)
+    locker = locker_connection()
+    try:
+        # The first two sent: the next step hands their outcomes to the recorder.
+        terminate_the_attempts_write(locker, caplog, lambda: len(receiver.requests) >= 2)
+        thread.join(30)
+    finally:
+        locker.close()
+    assert not thread.is_alive()
+    assert failed == []
+    # The write that was run again was the recorder's, on its own thread.
+    assert retried_warnings(caplog)[0].threadName.startswith("postback-record")
     assert_each_sent_once_and_recorded(receiver, leads)
 
 

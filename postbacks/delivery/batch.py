@@ -24,6 +24,16 @@ Design constraints (those of the wing, delivery/__init__.py, hold as well):
    and updates): written between two claims, it held every later event back
    by as much. What waits in memory is what a crash would send again, as
    the sends in flight are: at least once either way.
+7. Behind, on PostgreSQL: while a backlog is claimed there, its outcomes
+   are written by a thread of the loop's own (Recorder) on a connection of
+   its own, one write at a time, while the loop claims and sends on: the
+   loop thread waited on those writes for a third of its time, and the
+   database had a core to spare. The rows are apart (the recorder's are
+   claimed by this loop and sent; a claim takes pending or lapsed ones).
+   When the backlog is drained, the loop waits for the recorder and records
+   what is left itself, with its claim, as before. SQLite has one writer at
+   a time, so there the loop records itself, as it does inside a caller's
+   transaction (whose claims another connection could not see).
 """
 
 import datetime
@@ -37,7 +47,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection, connections, transaction
 from django.utils import timezone
 
 from crm.models import Client, Conversion, CustomFieldValue
@@ -334,6 +344,7 @@ class Pipeline:
         self.in_flight = 0  # sent or sending, not yet recorded
         self.handled = 0
         self.more = False
+        self.recorder = Recorder()
 
     def room(self):
         return 2 * self.threads - self.in_flight
@@ -350,12 +361,19 @@ class Pipeline:
 
         Sends first (6. above): while more is due, a step claims without
         recording, until RECORD_AT_MOST outcomes wait or the backlog is
-        drained; then they are recorded at once, in a transaction of their own."""
+        drained; then they are recorded at once, in a transaction of their own.
+        On PostgreSQL the recorder writes them meanwhile (7. above)."""
         self.collect()
         room = 0 if self.full() else self.room()
-        record = not (room and self.more and len(self.unrecorded) < RECORD_AT_MOST)
+        if self.more and self.recorder.usable():
+            self.recorder.take(self)  # written behind (7.)
+            record = False
+        else:
+            self.recorder.wait()
+            record = not (room and self.more and len(self.unrecorded) < RECORD_AT_MOST)
         ids, lease, claimed = self.write(self.record_and_claim, room, record, record=record)
-        self.more = bool(room) and len(ids) >= room  # more: a pixel's batch claimed on
+        if room:  # full, it claimed nothing and learnt nothing new
+            self.more = len(ids) >= room  # more: a pixel's batch claimed on
         if ids:
             deliveries = load(ids)
             for d in deliveries:
@@ -438,6 +456,7 @@ class Pipeline:
     def record(self):
         """Write the attempts and outcomes of the sends that ended, in one transaction."""
         self.collect()
+        self.recorder.wait()
         if self.unrecorded:
             self.write(self.write_outcomes)
 
@@ -481,56 +500,138 @@ class Pipeline:
         wrote it (its answer, not the commit, was lost)."""
         if not self.unrecorded:
             return
-        held = attempts.holding({d.pk: d.lease for d, *_ in self.unrecorded}, self.again)
-        self.again = True
-        mine = [e for e in self.unrecorded if e[0].pk in held]
-        gone = [e for e in self.unrecorded if e[0].pk not in held and e[2] is not None]
-        if gone:
-            done = attempts.logged({d.pk: d.logged + 1 for d, *_ in gone})
-            gone = [e for e in gone if e[0].pk not in done]
-            if gone:
-                log.warning(
-                    "Deliveries %s were taken by another sender before their outcome "
-                    "was written: only their attempts are logged",
-                    ", ".join(str(e[0].pk) for e in gone),
-                )
-        sent = [e for e in mine if e[2] is not None]
-        unsent = [d.pk for d, _, result, _, _ in mine if result is None]
-        attempts.insert_attempts([(*e, e[0].logged + 1) for e in sent + gone])
-        self.succeeded([(d, result.status) for d, _, result, ok, _ in sent if ok])
-        for d, _, result, ok, reason in sent:
-            if not ok:
-                if d.postback is not None:
-                    attempts.note_failure(d.postback, reason)
-                attempts.retry_or_fail(d, result, reason)
-        if unsent:  # due again at once; not an attempt
-            attempts.defer(unsent, attempts.now())
-
-    def succeeded(self, answered):
-        """Mark [(delivery, HTTP status)] delivered: one statement per status code
-        (nearly always one, 200), as each keeps its code for the list."""
-        if not answered:
-            return
-        by_status = {}
-        for d, status in answered:
-            by_status.setdefault(status, []).append(d.pk)
-        at = connection.ops.adapt_datetimefield_value(attempts.now())
-        with connection.cursor() as cursor:
-            for status, ids in sorted(by_status.items()):
-                ids = _sorted(ids)
-                params = [Delivery.SUCCESS, status, at, *in_params(Delivery._meta.pk, ids)]
-                cursor.execute(_succeeded_sql(len(ids)), params)
-        deliveries = [d for d, _ in answered]
-        recovered = {
-            d.postback_id for d in deliveries if d.postback and d.postback.consecutive_failures
-        }
-        if recovered:
-            OutgoingPostback.objects.filter(pk__in=recovered).update(consecutive_failures=0)
+        again, self.again = self.again, True
+        write_outcomes(self.unrecorded, again)
 
     def close(self):
         """Let the sends in flight end, and record them."""
         self.pool.shutdown(wait=True)
         self.record()
+        self.recorder.close()
+
+
+def write_outcomes(unrecorded, again):
+    """Write the attempts and outcomes of `unrecorded` (in the caller's
+    transaction); `again`: an earlier run of this write may have committed.
+
+    Only the deliveries this loop still holds are updated: one whose claim
+    lapsed and another sender took is that sender's now. Every request made
+    gets its attempt row, unless a run whose commit seemed to fail wrote it
+    (its answer, not the commit, was lost)."""
+    if not unrecorded:
+        return
+    held = attempts.holding({d.pk: d.lease for d, *_ in unrecorded}, again)
+    mine = [e for e in unrecorded if e[0].pk in held]
+    gone = [e for e in unrecorded if e[0].pk not in held and e[2] is not None]
+    if gone:
+        done = attempts.logged({d.pk: d.logged + 1 for d, *_ in gone})
+        gone = [e for e in gone if e[0].pk not in done]
+        if gone:
+            log.warning(
+                "Deliveries %s were taken by another sender before their outcome "
+                "was written: only their attempts are logged",
+                ", ".join(str(e[0].pk) for e in gone),
+            )
+    sent = [e for e in mine if e[2] is not None]
+    unsent = [d.pk for d, _, result, _, _ in mine if result is None]
+    attempts.insert_attempts([(*e, e[0].logged + 1) for e in sent + gone])
+    succeeded([(d, result.status) for d, _, result, ok, _ in sent if ok])
+    for d, _, result, ok, reason in sent:
+        if not ok:
+            if d.postback is not None:
+                attempts.note_failure(d.postback, reason)
+            attempts.retry_or_fail(d, result, reason)
+    if unsent:  # due again at once; not an attempt
+        attempts.defer(unsent, attempts.now())
+
+
+def succeeded(answered):
+    """Mark [(delivery, HTTP status)] delivered: one statement per status code
+    (nearly always one, 200), as each keeps its code for the list."""
+    if not answered:
+        return
+    by_status = {}
+    for d, status in answered:
+        by_status.setdefault(status, []).append(d.pk)
+    at = connection.ops.adapt_datetimefield_value(attempts.now())
+    with connection.cursor() as cursor:
+        for status, ids in sorted(by_status.items()):
+            ids = _sorted(ids)
+            params = [Delivery.SUCCESS, status, at, *in_params(Delivery._meta.pk, ids)]
+            cursor.execute(_succeeded_sql(len(ids)), params)
+    deliveries = [d for d, _ in answered]
+    recovered = {
+        d.postback_id for d in deliveries if d.postback and d.postback.consecutive_failures
+    }
+    if recovered:
+        OutgoingPostback.objects.filter(pk__in=recovered).update(consecutive_failures=0)
+
+
+class Recorder:
+    """Writes a loop's outcomes behind it (7. above): on a thread and a
+    connection of its own, one write at a time."""
+
+    def __init__(self):
+        self.pool = None  # its thread, started with the first write behind
+        self.future = None
+
+    def usable(self):
+        """Whether a write behind the loop can be made: not on SQLite (one
+        writer), not inside a caller's transaction (uncommitted claims)."""
+        return connection.vendor == "postgresql" and not connection.in_atomic_block
+
+    def busy(self):
+        return self.future is not None and not self.future.done()
+
+    def take(self, pipeline):
+        """Hand the pipeline's unrecorded outcomes over, when the last write
+        has ended (or RECORD_AT_MOST wait: then after it); else they wait."""
+        if not pipeline.unrecorded:
+            return
+        if self.busy() and len(pipeline.unrecorded) < RECORD_AT_MOST:
+            return
+        self.wait()
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(1, thread_name_prefix="postback-record")
+        entries, again = pipeline.unrecorded, pipeline.again
+        pipeline.unrecorded, pipeline.again = [], False
+        self.future = self.pool.submit(self.write, entries, again)
+
+    def write(self, entries, again):
+        """On the recorder's thread: Pipeline.write's write, retried until the
+        last of the claims lapses; then, as give_up does, the outcomes are
+        dropped (their claims lapsed: another sender may send them again).
+        `again`: the loop ran this write already, and it may have committed."""
+        runs = [again] if again else []  # a run after one that seemed to fail checks (holding)
+
+        def run():
+            runs.append(1)
+            write_outcomes(entries, len(runs) > 1)
+
+        try:
+            retried_until(attempts.lease_end([d.lease for d, *_ in entries]), run)
+        except DatabaseError:
+            log.error(
+                "The outcomes of deliveries %s could not be recorded before their claim "
+                "lapsed: those that were sent may be sent again",
+                ", ".join(str(e[0].pk) for e in entries),
+            )
+        finally:
+            connections.close_all()  # this thread's: back to the pool between writes
+
+    def wait(self):
+        """Until the write behind has ended; an error of it goes up here."""
+        future, self.future = self.future, None
+        if future is not None:
+            future.result()
+
+    def close(self):
+        try:
+            self.wait()
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(wait=True)
+                self.pool = None
 
 
 def send_due(stop=None):
