@@ -5,9 +5,11 @@ Design constraints (those of the wing, delivery/__init__.py, hold as well):
 1. Per delivery, the claim, the reads, the attempt row and the status update
    cost more than the HTTP request itself. So a batch is claimed, loaded and
    recorded with a handful of statements, whatever its size.
-2. Only the loop's own thread touches the database. The requests go out on a
-   bounded pool of threads (POSTBACKS_SENDER_THREADS) that do nothing else,
-   so a loop holds one database connection whatever the size of its pool.
+2. Only the loop's own thread touches the database (and, on PostgreSQL, its
+   recorder's: 7.). The requests go out on a bounded pool of threads
+   (POSTBACKS_SENDER_THREADS) that do nothing else, so a loop holds one
+   database connection (two while a backlog is recorded behind it),
+   whatever the size of its pool.
 3. A loop claims only what it has room for: two deliveries per thread, one in
    flight and one ready. A slow receiver holds threads, not the deliveries of
    others, so fast receivers keep flowing on the threads left.

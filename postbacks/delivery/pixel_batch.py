@@ -328,10 +328,11 @@ def _request(b):
 def take(pipeline, deliveries, claimed):
     """Start the batches of the pixel deliveries among `deliveries` on the
     pipeline's threads; returns the other deliveries, for the pipeline to send."""
-    mine = [d for d in deliveries if batchable(d)]
+    mine, rest = [], []
+    for d in deliveries:
+        (mine if batchable(d) else rest).append(d)
     if not mine:
         return deliveries
-    rest = [d for d in deliveries if not batchable(d)]
     batches, finished = prepare(mine)
     for d, status, reason in finished:
         attempts.finish(d, status, reason)
