@@ -508,8 +508,10 @@ class Pipeline:
     def close(self):
         """Let the sends in flight end, and record them."""
         self.pool.shutdown(wait=True)
-        self.record()
-        self.recorder.close()
+        try:
+            self.record()
+        finally:
+            self.recorder.close()
 
 
 def write_outcomes(unrecorded, again):
