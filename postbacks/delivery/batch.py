@@ -69,21 +69,27 @@ RECORD_AT_MOST = 5000
 
 def claim(limit, at=None):
     """Take up to `limit` due deliveries, oldest first; returns their ids.
-    Their claim lasts from `at` (now) for POSTBACKS_CLAIM_SECONDS.
+    Their claim lasts from `at` (now) for POSTBACKS_CLAIM_SECONDS."""
+    return [d.pk for d in claim_rows(limit, at)]
+
+
+def claim_rows(limit, at=None):
+    """claim's deliveries, as load reads them (their LOADED fields).
 
     One statement (built once, as load's reads are): the claim is made on
-    every pass of a loop, most of them at a trickle taking one delivery."""
+    every pass of a loop, most of them at a trickle taking one delivery. It
+    returns the rows it claimed: read again by their ids, they were a tenth
+    of a pixel's batch of a thousand."""
     at = at or attempts.now()
     lease = datetime.timedelta(seconds=settings.POSTBACKS_CLAIM_SECONDS)
-    ops, pk = connection.ops, Delivery._meta.pk
+    ops = connection.ops
     now = ops.adapt_datetimefield_value(at)
     until = ops.adapt_datetimefield_value(at + lease)
     params = [Delivery.PENDING, now, limit, Delivery.SENDING, now, limit, limit]
     params += [Delivery.SENDING, until]
     # No savepoint inside step's transaction: its failure fails the step.
-    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-        cursor.execute(_claim_sql(), params)
-        return [pk.to_python(row[0]) for row in cursor.fetchall()]
+    with transaction.atomic(savepoint=False):
+        return read_rows(Delivery, _claim_sql(), params, LOADED)
 
 
 @functools.cache
@@ -116,7 +122,7 @@ def _claim_sql():
         "due AS MATERIALIZED (SELECT id FROM (SELECT id, next_attempt FROM pending "
         "UNION ALL SELECT id, next_attempt FROM lapsed) x ORDER BY next_attempt LIMIT %s) "
         f"UPDATE {table} SET status = %s, claimed_until = %s "
-        "WHERE id IN (SELECT id FROM due) RETURNING id"
+        f"WHERE id IN (SELECT id FROM due) RETURNING {columns_of(Delivery, LOADED)}"
     )
 
 
@@ -139,11 +145,15 @@ LOADED = (
     "retry_until",
     "last_http_status",  # these two: whether it was ever tried (tried)
     "last_error",
+    "next_attempt",  # the order they go in (load)
 )
+# What load sorts by when a claim has no next attempt (due at once): last, as
+# PostgreSQL's ORDER BY next_attempt had them.
+NEVER = datetime.datetime.max.replace(tzinfo=datetime.UTC)
 
 
-def load(ids):
-    """The claimed deliveries with all their requests are built from.
+def load(rows):
+    """The claimed deliveries (claim_rows's) with all their requests are built from.
 
     The spots, goals, targets and managers of a batch are few, and a
     conversion's targets (postbacks, pixels) are often several: each is read
@@ -151,7 +161,7 @@ def load(ids):
     each statement once per size): at a steady trickle a batch holds one or
     two deliveries, and the ORM's compiling of these nine queries cost a
     loop more CPU than the sends."""
-    rows = list(rows_of(Delivery, ids, LOADED, order="next_attempt"))
+    rows = sorted(rows, key=lambda d: d.next_attempt or NEVER)
     counts = attempt_counts([d.pk for d in rows if tried(d)])
     by_pk = in_bulk(Conversion, {d.conversion_id for d in rows})
     clients = in_bulk(Client, {c.client_id for c in by_pk.values()})
@@ -373,26 +383,29 @@ class Pipeline:
         else:
             self.recorder.wait()
             record = not (room and self.more and len(self.unrecorded) < RECORD_AT_MOST)
-        ids, lease, claimed = self.write(self.record_and_claim, room, record, record=record)
+        claimed_rows, lease, claimed = self.write(
+            self.record_and_claim, room, record, record=record
+        )
         if room:  # full, it claimed nothing and learnt nothing new
-            self.more = len(ids) >= room  # more: a pixel's batch claimed on
-        if ids:
-            deliveries = load(ids)
+            self.more = len(claimed_rows) >= room  # more: a pixel's batch claimed on
+        if claimed_rows:
+            deliveries = load(claimed_rows)
             for d in deliveries:
                 d.lease = lease  # its claimed_until: its outcome is written only while it holds
             self.start(deliveries, claimed)
         if not record and not self.more:
             self.record()  # drained: what was sent is recorded now, not on the next wake
-        return len(ids)
+        return len(claimed_rows)
 
     def record_and_claim(self, room, record=True):
-        """One run of step's transaction: ([claimed ids], their claimed_until, monotonic then)."""
+        """One run of step's transaction: ([claimed deliveries], their claimed_until,
+        monotonic then)."""
         if record:
             self.write_outcomes()
         at, claimed = attempts.now(), time.monotonic()
-        ids = claim(room, at) if room else []
-        ids += pixel_batch.claim_more(ids, at)  # the rest of a pixel's batch
-        return ids, at + datetime.timedelta(seconds=settings.POSTBACKS_CLAIM_SECONDS), claimed
+        rows = claim_rows(room, at) if room else []
+        rows += pixel_batch.claim_more([d.pk for d in rows], at, LOADED)  # a pixel's batch
+        return rows, at + datetime.timedelta(seconds=settings.POSTBACKS_CLAIM_SECONDS), claimed
 
     def start(self, deliveries, claimed):
         deliveries = pixel_batch.take(self, deliveries, claimed)  # a pixel's events together

@@ -45,7 +45,7 @@ from urllib.parse import quote, quote_plus
 from django.conf import settings
 from django.db import connection, transaction
 
-from crm.rows import in_list, in_params
+from crm.rows import columns_of, in_list, in_params, read_rows
 from postbacks.delivery import attempts, pixels, sender
 from postbacks.delivery.render import MIN_SECRET, Request
 from postbacks.models import Delivery, DeliveryAttempt
@@ -85,18 +85,18 @@ class Batch:
 # -- claiming ------------------------------------------------------------------------
 
 
-def claim_more(ids, at):
+def claim_more(ids, at, fields):
     """Claim the rest of a batch for each batchable pixel among the claimed
     `ids`: its other due deliveries, oldest first, up to the network's limit,
     with the same claim (from `at`). Runs in the claim's transaction; returns
-    the ids it took."""
+    the deliveries it took, with these `fields` read (batch.LOADED)."""
     if not ids:
         return []
     extra = []
     for pixel_id, network, count in _pixels_of(ids):
         room = LIMITS[network] - count
         if room > 0:
-            extra += _claim_of_pixel(pixel_id, room, at)
+            extra += _claim_of_pixel(pixel_id, room, at, fields)
     return extra
 
 
@@ -117,20 +117,19 @@ def _pixels_of(ids):
         return cursor.fetchall()
 
 
-def _claim_of_pixel(pixel_id, limit, at):
+def _claim_of_pixel(pixel_id, limit, at, fields):
     lease = datetime.timedelta(seconds=settings.POSTBACKS_CLAIM_SECONDS)
-    ops, pk = connection.ops, Delivery._meta.pk
+    ops = connection.ops
     now = ops.adapt_datetimefield_value(at)
     until = ops.adapt_datetimefield_value(at + lease)
     params = [pixel_id, Delivery.PENDING, now, Delivery.SENDING, now, limit]
     params += [Delivery.SENDING, until]
-    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-        cursor.execute(_claim_sql(), params)
-        return [pk.to_python(row[0]) for row in cursor.fetchall()]
+    with transaction.atomic(savepoint=False):
+        return read_rows(Delivery, _claim_sql(fields), params, fields)
 
 
 @functools.cache
-def _claim_sql():
+def _claim_sql(fields):
     """batch._claim_sql's claim, of one pixel's deliveries. The oldest due ones
     are picked first and only they are checked for an earlier event of their
     conversion to the pixel (order.py): checked before the LIMIT, every due
@@ -147,7 +146,7 @@ def _claim_sql():
         f"ORDER BY next_attempt LIMIT %s{lock}), "
         f"due AS MATERIALIZED (SELECT id FROM picked d WHERE {_ready_sql()}) "
         f"UPDATE {table} SET status = %s, claimed_until = %s "
-        "WHERE id IN (SELECT id FROM due) RETURNING id"
+        f"WHERE id IN (SELECT id FROM due) RETURNING {columns_of(Delivery, fields)}"
     )
 
 
