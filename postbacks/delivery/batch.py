@@ -356,7 +356,7 @@ class Pipeline:
         self.in_flight = 0  # sent or sending, not yet recorded
         self.handled = 0
         self.more = False
-        self.recorder = Recorder()
+        self.recorder = Recorder(self)
 
     def room(self):
         return 2 * self.threads - self.in_flight
@@ -588,7 +588,8 @@ class Recorder:
     """Writes a loop's outcomes behind it (7. above): on a thread and a
     connection of its own, one write at a time."""
 
-    def __init__(self):
+    def __init__(self, pipeline):
+        self.pipeline = pipeline
         self.pool = None  # its thread, started with the first write behind
         self.future = None
 
@@ -616,9 +617,10 @@ class Recorder:
 
     def write(self, entries, again):
         """On the recorder's thread: Pipeline.write's write, retried until the
-        last of the claims lapses; then, as give_up does, the outcomes are
-        dropped (their claims lapsed: another sender may send them again).
-        `again`: the loop ran this write already, and it may have committed."""
+        last of the claims lapses. Returns the outcomes it could not write
+        whose claims still hold, for the loop to write (wait); as give_up
+        does, those whose claims lapsed are dropped. `again`: the loop ran
+        this write already, and it may have committed."""
         runs = [again] if again else []  # a run after one that seemed to fail checks (holding)
 
         def run():
@@ -627,20 +629,29 @@ class Recorder:
 
         try:
             retried_until(attempts.lease_end([d.lease for d, *_ in entries]), run)
-        except DatabaseError:
-            log.error(
-                "The outcomes of deliveries %s could not be recorded before their claim "
-                "lapsed: those that were sent may be sent again",
-                ", ".join(str(e[0].pk) for e in entries),
-            )
+        except DatabaseError as error:
+            log.warning("Writing the outcomes behind the loop failed: %s", error)
+            at = attempts.now()
+            lapsed = [e for e in entries if e[0].lease <= at]
+            if lapsed:
+                log.error(
+                    "The outcomes of deliveries %s could not be recorded before their claim "
+                    "lapsed: those that were sent may be sent again",
+                    ", ".join(str(e[0].pk) for e in lapsed),
+                )
+            return [e for e in entries if e[0].lease > at]
         finally:
             connections.close_all()  # this thread's: back to the pool between writes
+        return []
 
     def wait(self):
-        """Until the write behind has ended; an error of it goes up here."""
+        """Until the write behind has ended. What it could not write goes back
+        to the loop's unrecorded, checked when written (it may have committed)."""
         future, self.future = self.future, None
-        if future is not None:
-            future.result()
+        left = future.result() if future is not None else []
+        if left:
+            self.pipeline.unrecorded[:0] = left
+            self.pipeline.again = True
 
     def close(self):
         try:
