@@ -26,12 +26,14 @@ def columns_of(model, fields=(), alias=""):
     return ", ".join(f"{prefix}{q(f.column)}" for f in _chosen(model, fields))
 
 
-def read_rows(model, sql, params, fields=()):
-    """The rows of `sql`, which selects columns_of(model, fields), as instances of `model`."""
+def read_rows(model, sql, params, fields=(), remember=True):
+    """The rows of `sql`, which selects columns_of(model, fields), as instances of `model`.
+    `remember`: post_init is sent (crm.stats remembers what a row was, for its
+    save); rows only read need not (a save completes it from the database)."""
     with connection.cursor() as cursor:
         _c_times(cursor)
         cursor.execute(sql, params)
-        return _reader(model, fields).models(cursor.fetchall())
+        return _reader(model, fields).models(cursor.fetchall(), remember)
 
 
 def in_list(column, count):
@@ -122,7 +124,7 @@ class Reader:
                 if i in self.converters and f.get_internal_type() == "DateTimeField":
                     self.converters[i] = ([_utc_datetime], self.converters[i][1])
 
-    def models(self, rows):
+    def models(self, rows, remember=True):
         if self.converters:
             rows = self.compiler.apply_converters(rows, self.converters)
         model, alias, names = self.model, connection.alias, self.names
@@ -138,7 +140,7 @@ class Reader:
             state.adding, state.db = False, alias
             obj.__dict__.update(zip(names, row, strict=True))
             made.append(obj)
-        if post_init.has_listeners(model):  # crm.stats remembers what a row was
+        if remember and post_init.has_listeners(model):  # crm.stats remembers what a row was
             for obj in made:
                 post_init.send(sender=model, instance=obj)
         return made
