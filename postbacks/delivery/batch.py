@@ -380,7 +380,7 @@ class Pipeline:
         self.collect()
         room = 0 if self.full() else self.room()
         if self.more and self.recorder.usable():
-            self.recorder.take(self)  # written behind (7.)
+            self.recorder.take()  # written behind (7.)
             record = False
         else:
             self.recorder.wait()
@@ -498,15 +498,7 @@ class Pipeline:
 
     def give_up(self):
         """Drop the outcomes whose claim lapsed: another sender may be sending them again."""
-        at = attempts.now()
-        lapsed = [e for e in self.unrecorded if e[0].lease <= at]
-        if lapsed:
-            self.unrecorded = [e for e in self.unrecorded if e[0].lease > at]
-            log.error(
-                "The outcomes of deliveries %s could not be recorded before their claim "
-                "lapsed: those that were sent may be sent again",
-                ", ".join(str(e[0].pk) for e in lapsed),
-            )
+        self.unrecorded = unlapsed(self.unrecorded)
 
     def write_outcomes(self):
         """Write the attempts and outcomes of unrecorded (in write's transaction).
@@ -527,6 +519,20 @@ class Pipeline:
             self.record()
         finally:
             self.recorder.close()
+
+
+def unlapsed(unrecorded):
+    """The outcomes of `unrecorded` whose claim still holds; those whose claim
+    lapsed are dropped, logged: another sender may be sending them again."""
+    at = attempts.now()
+    lapsed = [e for e in unrecorded if e[0].lease <= at]
+    if lapsed:
+        log.error(
+            "The outcomes of deliveries %s could not be recorded before their claim "
+            "lapsed: those that were sent may be sent again",
+            ", ".join(str(e[0].pk) for e in lapsed),
+        )
+    return [e for e in unrecorded if e[0].lease > at]
 
 
 def write_outcomes(unrecorded, again):
@@ -603,9 +609,10 @@ class Recorder:
     def busy(self):
         return self.future is not None and not self.future.done()
 
-    def take(self, pipeline):
+    def take(self):
         """Hand the pipeline's unrecorded outcomes over, when the last write
         has ended (or RECORD_AT_MOST wait: then after it); else they wait."""
+        pipeline = self.pipeline
         if not pipeline.unrecorded:
             return
         if self.busy() and len(pipeline.unrecorded) < RECORD_AT_MOST:
@@ -633,15 +640,7 @@ class Recorder:
             retried_until(attempts.lease_end([d.lease for d, *_ in entries]), run)
         except DatabaseError as error:
             log.warning("Writing the outcomes behind the loop failed: %s", error)
-            at = attempts.now()
-            lapsed = [e for e in entries if e[0].lease <= at]
-            if lapsed:
-                log.error(
-                    "The outcomes of deliveries %s could not be recorded before their claim "
-                    "lapsed: those that were sent may be sent again",
-                    ", ".join(str(e[0].pk) for e in lapsed),
-                )
-            return [e for e in entries if e[0].lease > at]
+            return unlapsed(entries)
         finally:
             connections.close_all()  # this thread's: back to the pool between writes
         return []
