@@ -218,7 +218,7 @@ def test_loops_claiming_at_once_take_disjoint_batches(transactional_db, receiver
     def other_loop():  # claims, and holds its transaction open meanwhile
         try:
             with transaction.atomic():
-                first.extend(batch.claim(6))
+                first.extend(d.pk for d in batch.claim(6))
                 held.set()
                 done.wait(10)
         finally:
@@ -227,7 +227,8 @@ def test_loops_claiming_at_once_take_disjoint_batches(transactional_db, receiver
     other = threading.Thread(target=other_loop)
     other.start()
     assert held.wait(10)
-    second = batch.claim(10)  # neither waits for the other's locks nor takes its rows
+    # Neither waits for the other's locks nor takes its rows.
+    second = [d.pk for d in batch.claim(10)]
     done.set()
     other.join(10)
     assert len(first) == 6 and len(second) == 4 and not set(first) & set(second)

@@ -68,13 +68,9 @@ RECORD_AT_MOST = 5000
 
 
 def claim(limit, at=None):
-    """Take up to `limit` due deliveries, oldest first; returns their ids.
-    Their claim lasts from `at` (now) for POSTBACKS_CLAIM_SECONDS."""
-    return [d.pk for d in claim_rows(limit, at)]
-
-
-def claim_rows(limit, at=None):
-    """claim's deliveries, as load reads them (their LOADED fields).
+    """Take up to `limit` due deliveries, oldest first; returns them as load
+    reads them (their LOADED fields). Their claim lasts from `at` (now) for
+    POSTBACKS_CLAIM_SECONDS.
 
     One statement (built once, as load's reads are): the claim is made on
     every pass of a loop, most of them at a trickle taking one delivery. It
@@ -153,7 +149,7 @@ NEVER = datetime.datetime.max.replace(tzinfo=datetime.UTC)
 
 
 def load(rows):
-    """The claimed deliveries (claim_rows's) with all their requests are built from.
+    """The claimed deliveries (claim's) with all their requests are built from.
 
     The spots, goals, targets and managers of a batch are few, and a
     conversion's targets (postbacks, pixels) are often several: each is read
@@ -405,7 +401,7 @@ class Pipeline:
         if record:
             self.write_outcomes()
         at, claimed = attempts.now(), time.monotonic()
-        rows = claim_rows(room, at) if room else []
+        rows = claim(room, at) if room else []
         rows += pixel_batch.claim_more([d.pk for d in rows], at, LOADED)  # a pixel's batch
         return rows, at + datetime.timedelta(seconds=settings.POSTBACKS_CLAIM_SECONDS), claimed
 
