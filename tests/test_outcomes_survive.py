@@ -110,7 +110,11 @@ def terminate_the_attempts_write(locker, caplog, ready):
     locker.rollback()  # the lock is released
 
 
-def send_due_in_a_thread(failed):
+def send_due_while_the_attempts_write_is_terminated(caplog, ready):
+    """send_due in a thread, its attempts' write terminated once `ready`
+    (terminate_the_attempts_write); it ends, and without an error."""
+    failed = []
+
     def loop():
         try:
             batch.send_due()
@@ -121,7 +125,14 @@ def send_due_in_a_thread(failed):
 
     thread = threading.Thread(target=loop, daemon=True)
     thread.start()
-    return thread
+    locker = locker_connection()
+    try:
+        terminate_the_attempts_write(locker, caplog, ready)
+        thread.join(30)
+    finally:
+        locker.close()
+    assert not thread.is_alive()
+    assert failed == []
 
 
 @pytest.mark.skipif(
@@ -135,16 +146,7 @@ def test_a_terminated_connection_while_outcomes_are_written_loses_nothing(
 ):
     caplog.set_level(logging.WARNING)
     leads = deliveries_to(receiver, spot)
-    failed = []
-    thread = send_due_in_a_thread(failed)
-    locker = locker_connection()
-    try:
-        terminate_the_attempts_write(locker, caplog, lambda: all_in_flight(receiver))
-        thread.join(30)
-    finally:
-        locker.close()
-    assert not thread.is_alive()
-    assert failed == []
+    send_due_while_the_attempts_write_is_terminated(caplog, lambda: all_in_flight(receiver))
     assert_each_sent_once_and_recorded(receiver, leads)
 
 
@@ -160,17 +162,8 @@ def test_outcomes_written_behind_a_backlog_survive_a_terminated_connection(
     settings.POSTBACKS_SENDER_THREADS = 1  # two claimed a step: a backlog of three steps
     leads = deliveries_to(receiver, spot)
     receiver.slow_paths["/pb"] = 0.1
-    failed = []
-    thread = send_due_in_a_thread(failed)
-    locker = locker_connection()
-    try:
-        # The first two sent: the next step hands their outcomes to the recorder.
-        terminate_the_attempts_write(locker, caplog, lambda: len(receiver.requests) >= 2)
-        thread.join(30)
-    finally:
-        locker.close()
-    assert not thread.is_alive()
-    assert failed == []
+    # The first two sent: the next step hands their outcomes to the recorder.
+    send_due_while_the_attempts_write_is_terminated(caplog, lambda: len(receiver.requests) >= 2)
     # The write that was run again was the recorder's, on its own thread.
     assert retried_warnings(caplog)[0].threadName.startswith("postback-record")
     assert_each_sent_once_and_recorded(receiver, leads)
